@@ -1,0 +1,64 @@
+"""``airflow-rest-gateway --config gateway.yaml`` (or ``python -m gateway``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from aiohttp import web
+
+from . import __version__
+from .app import create_app
+from .config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("gateway")
+
+
+def _announce(settings: Settings, host: str, port: int) -> None:
+    url = f"http://{host}:{port}{settings.server.base_path}"
+    print(f"airflow-rest-gateway {__version__} on {url}  (AIRFLOW_HOME={settings.airflow_home})", flush=True)
+    print(f"  plugin API: {url}/admin/rest_api/api?api=version   test page: {url}/admin/rest_api/", flush=True)
+    if settings.auth_disabled:
+        print(
+            "  auth is DISABLED (auth.disabled: true): anyone who reaches this port can run Airflow commands",
+            flush=True,
+        )
+    elif settings.token_generated:
+        # Shown once, here only; it is never logged.
+        print(f"  no token configured; generated for this run: {settings.tokens[0].secret}", flush=True)
+        print(f"  send it as '{settings.header_name}: <token>' or 'Authorization: Bearer <token>'", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="airflow-rest-gateway", description=__doc__)
+    parser.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG"), help="YAML config (env GATEWAY_CONFIG)")
+    parser.add_argument("--host", help="override server.host")
+    parser.add_argument("--port", type=int, help="override server.port")
+    parser.add_argument("--version", action="version", version=__version__)
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"airflow-rest-gateway: invalid config: {exc}", file=sys.stderr)
+        sys.exit(2)
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    if settings.log_loading:
+        log.info(
+            "settings: airflow_home=%s dags_folder=%s header=%s tokens=%s runner=%s",
+            settings.airflow_home,
+            settings.dags_folder,
+            settings.header_name,
+            [t.name for t in settings.tokens],
+            settings.runner,
+        )
+    _announce(settings, host, port)
+    web.run_app(create_app(settings), host=host, port=port, print=None)
+
+
+if __name__ == "__main__":
+    main()

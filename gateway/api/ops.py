@@ -1,0 +1,31 @@
+"""Operational endpoints: ``/health`` (no auth, no secrets, no paths)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import __version__
+from ..keys import RUNNER
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    runner = request.app[RUNNER]
+    admission = runner.admission
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "runner": {
+                "mode": runner.mode,
+                "ready": True,
+                "running": admission.running,
+                "waiting": admission.waiting,
+                "started": runner.started,
+                "max_concurrency": admission.max_concurrency,
+                "max_queue": admission.max_queue,
+            },
+        }
+    )

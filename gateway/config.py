@@ -1,0 +1,296 @@
+"""Settings: one YAML file, validated at start-up, with the old plugin's airflow.cfg keys as a fallback.
+
+Precedence for every setting: the YAML file, then (for the plugin's four keys only)
+``AIRFLOW__REST_API_PLUGIN__*`` environment variables, then the ``[rest_api_plugin]`` section of
+``$AIRFLOW_HOME/airflow.cfg``, then the built-in default.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_HEADER_NAME = "rest_api_plugin_http_token"
+DEFAULT_DISABLED_APIS = ("scheduler", "worker", "flower", "kerberos", "serve_logs")
+PLUGIN_SECTION = "rest_api_plugin"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8780, ge=0, le=65535)
+    #: Path prefix the gateway is served under (e.g. behind nginx at ``/airflow-gw``).
+    base_path: str = ""
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("base_path")
+    @classmethod
+    def _normalise_base_path(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith("/"):
+            raise ValueError("must start with '/' (for example /airflow-gw)")
+        return value
+
+
+class TokenSettings(_Model):
+    name: str = Field(min_length=1)
+    token: str | None = Field(None, repr=False)
+    token_env: str | None = None
+    token_file: Path | None = None
+    #: API names or fnmatch patterns this token may call; ``*`` is everything.
+    allow: tuple[str, ...] = ("*",)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TokenSettings:
+        given = [k for k in ("token", "token_env", "token_file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of token, token_env, token_file")
+        return self
+
+    def secret(self, environ: Mapping[str, str]) -> str:
+        """The token value, read from wherever the config says it lives."""
+        if self.token is not None:
+            value = self.token
+        elif self.token_env is not None:
+            if self.token_env not in environ:
+                raise ConfigError(
+                    f"auth.tokens[{self.name}].token_env: environment variable {self.token_env} is not set"
+                )
+            value = environ[self.token_env]
+        else:
+            assert self.token_file is not None
+            try:
+                value = self.token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"auth.tokens[{self.name}].token_file: {exc.strerror}: {self.token_file}") from None
+        if not value.strip():
+            raise ConfigError(f"auth.tokens[{self.name}]: the token is empty (an empty token never disables auth)")
+        return value
+
+
+class AuthSettings(_Model):
+    disabled: bool = False
+    header_name: str | None = None
+    tokens: tuple[TokenSettings, ...] = ()
+
+
+class AirflowSettings(_Model):
+    home: Path | None = None
+    #: Default: the ``airflow`` beside the gateway's interpreter (same venv), else ``airflow`` on PATH.
+    executable: str | None = None
+    #: Interpreter of Airflow's environment, for the gateway's small in-Airflow helpers.
+    python: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class RunnerSettings(_Model):
+    mode: Literal["exec"] = "exec"
+    max_concurrency: int = Field(4, ge=1)
+    max_queue: int = Field(64, ge=0)
+    timeout_s: float = Field(300.0, gt=0)
+    kill_grace_s: float = Field(3.0, ge=0)
+    max_output_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+
+
+class ApisSettings(_Model):
+    disabled: tuple[str, ...] = DEFAULT_DISABLED_APIS
+
+
+class DeploySettings(_Model):
+    max_bytes: int = Field(1024 * 1024, ge=1)
+
+
+class CompatSettings(_Model):
+    log_loading: bool | None = None
+    filter_loading_messages_in_cli_response: bool | None = None
+
+
+class FileSettings(_Model):
+    """The YAML file's shape; every section optional."""
+
+    server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings()
+    airflow: AirflowSettings = AirflowSettings()
+    runner: RunnerSettings = RunnerSettings()
+    apis: ApisSettings = ApisSettings()
+    deploy: DeploySettings = DeploySettings()
+    rest_api_plugin: CompatSettings = CompatSettings()
+    state_dir: Path | None = None
+
+
+class Token:
+    """A resolved token. The secret never appears in ``repr`` or logs."""
+
+    __slots__ = ("allow", "name", "secret")
+
+    def __init__(self, name: str, secret: str, allow: tuple[str, ...]) -> None:
+        self.name, self.secret, self.allow = name, secret, allow
+
+    def __repr__(self) -> str:
+        return f"Token(name={self.name!r}, allow={self.allow!r})"
+
+
+class Settings:
+    """Everything the app needs, resolved: paths absolute, tokens read, fallbacks applied."""
+
+    def __init__(self, file: FileSettings, environ: Mapping[str, str]) -> None:
+        self.server = file.server
+        self.runner = file.runner
+        self.deploy = file.deploy
+        self.disabled_apis = frozenset(file.apis.disabled)
+
+        home = file.airflow.home or Path(environ.get("AIRFLOW_HOME", "~/airflow"))
+        self.airflow_home = home.expanduser().resolve()
+        self.airflow_executable = file.airflow.executable or _airflow_beside_us()
+        self.airflow_python = file.airflow.python or _python_beside(self.airflow_executable)
+        self.airflow_env = dict(file.airflow.env)
+        self.state_dir = (file.state_dir or self.airflow_home / "rest_gateway").expanduser().resolve()
+
+        plugin_cfg = _PluginCompat(self.airflow_home, environ)
+        self.header_name = (
+            file.auth.header_name or plugin_cfg.get("rest_api_plugin_http_token_header_name") or DEFAULT_HEADER_NAME
+        )
+        self.log_loading = _first_bool(file.rest_api_plugin.log_loading, plugin_cfg.get("log_loading"), False)
+        self.filter_loading_messages = _first_bool(
+            file.rest_api_plugin.filter_loading_messages_in_cli_response,
+            plugin_cfg.get("filter_loading_messages_in_cli_response"),
+            True,
+        )
+        self.auth_disabled = file.auth.disabled
+        self.tokens: tuple[Token, ...] = tuple(Token(t.name, t.secret(environ), t.allow) for t in file.auth.tokens)
+        #: True when no token was configured anywhere and one was made up for this run.
+        self.token_generated = False
+        if not self.tokens:
+            legacy = plugin_cfg.get("rest_api_plugin_expected_http_token")
+            if legacy:
+                self.tokens = (Token("airflow.cfg", legacy, ("*",)),)
+            elif not self.auth_disabled:
+                self.tokens = (Token("generated", secrets.token_urlsafe(24), ("*",)),)
+                self.token_generated = True
+        #: Environment variables holding secrets; children never inherit them.
+        self.secret_env_names = frozenset(t.token_env for t in file.auth.tokens if t.token_env)
+        self.dags_folder = self._dags_folder(environ)
+
+    def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """The environment every Airflow process starts from: ours minus secrets, plus Airflow's home and overrides."""
+        env = {k: v for k, v in base.items() if k not in self.secret_env_names and not k.startswith("GATEWAY_")}
+        env["AIRFLOW_HOME"] = str(self.airflow_home)
+        env.update(self.airflow_env)
+        return env
+
+    def _dags_folder(self, environ: Mapping[str, str]) -> Path:
+        value = self.airflow_env.get("AIRFLOW__CORE__DAGS_FOLDER") or environ.get("AIRFLOW__CORE__DAGS_FOLDER")
+        if not value:
+            value = _read_cfg(self.airflow_home).get("core", "dags_folder", fallback=None)
+        if not value:
+            return self.airflow_home / "dags"
+        return Path(value.replace("{AIRFLOW_HOME}", str(self.airflow_home))).expanduser().resolve()
+
+
+class _PluginCompat:
+    """The old plugin's keys: ``AIRFLOW__REST_API_PLUGIN__<KEY>`` env vars win over airflow.cfg."""
+
+    def __init__(self, home: Path, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._cfg = _read_cfg(home)
+
+    def get(self, key: str) -> str | None:
+        env_value = self._environ.get(f"AIRFLOW__{PLUGIN_SECTION.upper()}__{key.upper()}")
+        if env_value is not None:
+            return env_value.strip()
+        value = self._cfg.get(PLUGIN_SECTION, key, fallback=None)
+        return value.strip() if value is not None else None
+
+
+def _read_cfg(home: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(home / "airflow.cfg", encoding="utf-8")
+    except configparser.Error as exc:
+        raise ConfigError(f"{home / 'airflow.cfg'}: {exc}") from None
+    return parser
+
+
+def _first_bool(yaml_value: bool | None, cfg_value: str | None, default: bool) -> bool:
+    if yaml_value is not None:
+        return yaml_value
+    if cfg_value is None or cfg_value == "":
+        return default
+    lowered = cfg_value.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"[{PLUGIN_SECTION}] has a value that is not a boolean: {cfg_value!r}")
+
+
+def _airflow_beside_us() -> str:
+    candidate = Path(sys.executable).parent / "airflow"
+    return str(candidate) if candidate.exists() else "airflow"
+
+
+def _python_beside(executable: str) -> str:
+    """Airflow's interpreter: the ``python`` next to the ``airflow`` script, else ours."""
+    import shutil
+
+    found = shutil.which(executable)
+    if found:
+        candidate = Path(found).parent / "python"
+        if candidate.exists():
+            return str(candidate)
+    return sys.executable
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{key}: {message}")
+    return "; ".join(lines)
+
+
+def parse_settings(data: Any, environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate an already-loaded mapping (the YAML document) into :class:`Settings`."""
+    environ = os.environ if environ is None else environ
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("(top level): the config must be a mapping of sections")
+    try:
+        file = FileSettings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
+    return Settings(file, environ)
+
+
+def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the YAML config at ``path`` (no file: every default)."""
+    if path is None:
+        return parse_settings({}, environ)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_settings(data, environ)

@@ -1,0 +1,113 @@
+"""Small commands that run *inside Airflow's environment*, as a child of the gateway.
+
+The gateway process never imports DAG code: parsing an uploaded file runs user code, and a crash,
+hang or ``sys.exit`` there must cost one child process, not the server. Usage::
+
+    python -m gateway.helpers check-dag FILE          # parse a staged file: DAG ids and import errors
+    python -m gateway.helpers sync-dag FILE [--pause | --unpause]
+    python -m gateway.helpers refresh-dag DAG_ID
+
+Each prints one JSON object as its last stdout line. Failures end with a one-line message on
+stderr and exit code 1, like Airflow's own CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _emit(result: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(result, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _dags_folder_bundle() -> Any:
+    """The DAG bundle whose path is the DAGs folder (``dags-folder`` unless configured otherwise)."""
+    from airflow import settings
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    manager = DagBundlesManager()
+    manager.sync_bundles_to_db()
+    dags_folder = Path(settings.DAGS_FOLDER).resolve()
+    for bundle in manager.get_all_dag_bundles():
+        bundle.initialize()
+        if Path(bundle.path).resolve() == dags_folder:
+            return bundle
+    raise SystemExit(f"No DAG bundle serves the DAGs folder {dags_folder}")
+
+
+def check_dag(path: str) -> dict[str, Any]:
+    """Parse one file (user code runs here, in this child) and report what it defines."""
+    from airflow import settings
+    from airflow.dag_processing.dagbag import DagBag
+
+    # The file will live in the DAGs folder, so its sibling modules must be importable as they will be.
+    sys.path.insert(0, str(Path(settings.DAGS_FOLDER).resolve()))
+    bag = DagBag(dag_folder=path, safe_mode=False)
+    return {"dag_ids": sorted(bag.dags), "import_errors": [str(e) for e in bag.import_errors.values()]}
+
+
+def sync_dag(path: str, paused: bool | None) -> dict[str, Any]:
+    """Parse one file of the DAGs folder and store its DAGs (and import errors) like the dag-processor."""
+    from airflow.dag_processing.bundles.base import unpack_bundle_version
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    bundle = _dags_folder_bundle()
+    bag = BundleDagBag(path, bundle_path=Path(bundle.path), bundle_name=bundle.name, safe_mode=False)
+    version, version_data = unpack_bundle_version(bundle.get_current_version(), bundle)
+    with create_session() as session:
+        sync_bag_to_db(bag, bundle.name, bundle_version=version, version_data=version_data, session=session)
+        if paused is not None and bag.dags:
+            session.execute(update(DagModel).where(DagModel.dag_id.in_(list(bag.dags))).values(is_paused=paused))
+    with create_session() as session:
+        states = dict(session.query(DagModel.dag_id, DagModel.is_paused).filter(DagModel.dag_id.in_(list(bag.dags))))
+    return {
+        "file": str(path),
+        "dag_ids": sorted(bag.dags),
+        "import_errors": [str(e) for e in bag.import_errors.values()],
+        "is_paused": states,
+    }
+
+
+def refresh_dag(dag_id: str) -> dict[str, Any]:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        fileloc = session.query(DagModel.fileloc).filter(DagModel.dag_id == dag_id).scalar()
+    if fileloc is None:
+        raise SystemExit(f"DagNotFound: Dag id {dag_id} not found in DagModel")
+    if not Path(fileloc).is_file():
+        raise SystemExit(f"DagNotFound: the file of Dag {dag_id} is gone: {fileloc}")
+    return sync_dag(fileloc, paused=None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gateway.helpers")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check-dag").add_argument("path")
+    sync = sub.add_parser("sync-dag")
+    sync.add_argument("path")
+    group = sync.add_mutually_exclusive_group()
+    group.add_argument("--pause", dest="paused", action="store_true", default=None)
+    group.add_argument("--unpause", dest="paused", action="store_false")
+    sub.add_parser("refresh-dag").add_argument("dag_id")
+    args = parser.parse_args(argv)
+
+    if args.command == "check-dag":
+        _emit(check_dag(args.path))
+    elif args.command == "sync-dag":
+        _emit(sync_dag(args.path, args.paused))
+    else:
+        _emit(refresh_dag(args.dag_id))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Typed keys for application and request state."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from aiohttp import web
+
+from .auth import Principal
+from .config import Settings
+from .runner import CommandRunner
+
+SETTINGS = web.AppKey("settings", Settings)
+RUNNER = web.AppKey("runner", CommandRunner)
+#: Value of OWNER_ENV in every process this app starts.
+OWNER = web.AppKey("owner", str)
+#: Deploys are serialized: two uploads of one file name must not interleave.
+DEPLOY_LOCK = web.AppKey("deploy_lock", asyncio.Lock)
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+#: When the request arrived (the envelope's ``call_time``).
+CALL_TIME = web.RequestKey("call_time", datetime)

@@ -1,0 +1,87 @@
+"""Running Airflow commands: admission in front, a backend (exec today) behind, output as a stream."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from .admission import Admission, Overloaded
+from .base import Chunk, Command, Run, RunResult, RunState
+from .exec import OWNER_ENV, ExecRun, ExecRunner, RunnerUnavailable
+
+__all__ = [
+    "OWNER_ENV",
+    "Admission",
+    "Chunk",
+    "Command",
+    "CommandRunner",
+    "ExecRun",
+    "ExecRunner",
+    "Overloaded",
+    "Run",
+    "RunResult",
+    "RunState",
+    "RunnerUnavailable",
+    "collect",
+]
+
+
+async def collect(run: Run, max_output_bytes: int) -> RunResult:
+    """Buffer a run's whole output, keeping at most ``max_output_bytes`` (the rest is read and dropped)."""
+    kept = {"stdout": bytearray(), "stderr": bytearray()}
+    room = max_output_bytes
+    truncated = False
+    async for chunk in run.output():
+        piece = chunk.data[:room]
+        if len(piece) < len(chunk.data):
+            truncated = True
+        kept[chunk.stream] += piece
+        room -= len(piece)
+    return RunResult(
+        state=run.state,
+        exit_code=run.exit_code,
+        duration_s=run.duration_s,
+        stdout=kept["stdout"].decode("utf-8", errors="replace"),
+        stderr=kept["stderr"].decode("utf-8", errors="replace"),
+        truncated=truncated,
+    )
+
+
+def _write_files(directory: str, files: Mapping[str, bytes]) -> None:
+    for name, content in files.items():
+        with open(os.path.join(directory, name), "wb") as handle:
+            handle.write(content)
+
+
+class CommandRunner:
+    """The one door every command goes through: an admission slot, then the backend."""
+
+    def __init__(self, backend: ExecRunner, admission: Admission, max_output_bytes: int) -> None:
+        self.backend = backend
+        self.admission = admission
+        self.max_output_bytes = max_output_bytes
+        #: Processes started so far (bad input must never move it).
+        self.started = 0
+
+    @property
+    def mode(self) -> str:
+        return self.backend.mode
+
+    @asynccontextmanager
+    async def start(self, command: Command, timeout_s: float | None = None) -> AsyncIterator[Run]:
+        async with self.admission.slot():
+            self.started += 1
+            if not command.files:
+                async with self.backend.start(command, timeout_s) as run:
+                    yield run
+                return
+            with tempfile.TemporaryDirectory(prefix="gateway-run-") as directory:
+                _write_files(directory, command.files)
+                async with self.backend.start(command.with_files_at(directory), timeout_s) as run:
+                    yield run
+
+    async def run(self, command: Command, timeout_s: float | None = None) -> RunResult:
+        async with self.start(command, timeout_s) as run:
+            return await collect(run, self.max_output_bytes)

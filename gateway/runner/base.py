@@ -1,0 +1,84 @@
+"""What a runner takes (a :class:`Command`) and gives back (chunks, then a :class:`RunResult`)."""
+
+from __future__ import annotations
+
+import enum
+import shlex
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Stream = Literal["stdout", "stderr"]
+
+
+class RunState(enum.StrEnum):
+    """Lifecycle of one run, shared by the HTTP API and the runners."""
+
+    #: Waiting for an admission slot.
+    QUEUED = "queued"
+    RUNNING = "running"
+    #: Exited with code 0.
+    SUCCEEDED = "succeeded"
+    #: Exited non-zero (or was killed by a signal it did not get from us).
+    FAILED = "failed"
+    #: Stopped on request (client disconnect or cancel).
+    CANCELLED = "cancelled"
+    #: Killed because it ran past its timeout.
+    TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One process to run: Airflow's CLI (``airflow *argv``) or one of the gateway's in-Airflow helpers."""
+
+    argv: tuple[str, ...]
+    #: True: ``python -m gateway.helpers *argv`` in Airflow's environment instead of the CLI.
+    helper: bool = False
+    #: Extra environment for this command only (log levels, mostly).
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: Substrings (passwords) masked wherever the command is shown.
+    secrets: tuple[str, ...] = ()
+    #: Files the command reads: ``{file:NAME}`` in argv becomes the path of a private temporary copy.
+    files: Mapping[str, bytes] = field(default_factory=dict)
+
+    def display(self) -> str:
+        """A shell-quoted rendering, for humans: the envelope's ``airflow_cmd``."""
+        program = "gateway-helper" if self.helper else "airflow"
+        shown = shlex.join((program, *self.argv))
+        for secret in self.secrets:
+            shown = shown.replace(secret, "***")
+        return shown
+
+    def with_files_at(self, directory: str) -> Command:
+        """This command with ``{file:NAME}`` placeholders pointing into ``directory``."""
+        argv = list(self.argv)
+        for name in self.files:
+            argv = [a.replace(f"{{file:{name}}}", f"{directory}/{name}") for a in argv]
+        return Command(argv=tuple(argv), helper=self.helper, env=self.env, secrets=self.secrets)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    stream: Stream
+    data: bytes
+
+
+@dataclass(frozen=True)
+class RunResult:
+    state: RunState
+    exit_code: int | None
+    duration_s: float
+    stdout: str
+    stderr: str
+    #: True when output past ``max_output_bytes`` was dropped.
+    truncated: bool
+
+
+class Run(Protocol):
+    """A started process. Iterate :meth:`output` once; the result fields are final after it ends."""
+
+    state: RunState
+    exit_code: int | None
+    duration_s: float
+
+    def output(self) -> AsyncIterator[Chunk]: ...

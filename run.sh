@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The two commands of this project:
+#   ./run.sh          set up (.venv, demo AIRFLOW_HOME, demo config) and start the gateway
+#   ./run.sh test     the same set-up, then ruff and the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+VENV=$ROOT/.venv
+DEMO=$ROOT/.demo
+export AIRFLOW_HOME=$DEMO/airflow_home
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+python_for_venv() {
+  for candidate in "${PYTHON:-}" python3.11 python3; do
+    if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1; then echo "$candidate"; return; fi
+  done
+  echo "no python3 found" >&2; exit 1
+}
+
+setup_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    "$(python_for_venv)" -m venv "$VENV"
+  fi
+  # Re-install only when the packaging changed.
+  local stamp="$VENV/.installed-$(cat setup.py pyproject.toml | sha1sum | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    say "installing the gateway and apache-airflow into .venv (first time: a few minutes)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+    "$VENV/bin/python" -c 'import gateway, airflow, aiohttp_jinja2' || { echo "install failed" >&2; exit 1; }
+    rm -f "$VENV"/.installed-*; touch "$stamp"
+  fi
+}
+
+setup_demo() {
+  mkdir -p "$AIRFLOW_HOME/dags"
+  if [ ! -f "$AIRFLOW_HOME/airflow.db" ]; then
+    say "preparing the demo AIRFLOW_HOME at $AIRFLOW_HOME (SQLite)"
+    "$VENV/bin/airflow" db migrate > "$DEMO/db-migrate.log" 2>&1 || { cat "$DEMO/db-migrate.log" >&2; exit 1; }
+    sed -i 's/^load_examples = .*/load_examples = False/' "$AIRFLOW_HOME/airflow.cfg"
+  fi
+  cp config/demo_dags/*.py "$AIRFLOW_HOME/dags/"
+  "$VENV/bin/airflow" dags reserialize > "$DEMO/reserialize.log" 2>&1 || { cat "$DEMO/reserialize.log" >&2; exit 1; }
+  if [ ! -f "$DEMO/gateway.yaml" ]; then
+    local token
+    token=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))')
+    umask 077
+    sed -e "s|@AIRFLOW_HOME@|$AIRFLOW_HOME|" -e "s|@TOKEN@|$token|" config/demo.yaml.in > "$DEMO/gateway.yaml"
+  fi
+}
+
+case "${1:-serve}" in
+  serve)
+    setup_venv
+    setup_demo
+    token=$(sed -n 's/^ *token: "\(.*\)".*/\1/p' "$DEMO/gateway.yaml" | head -1)
+    say "token: $token"
+    say "try:   curl -H 'rest_api_plugin_http_token: $token' 'http://127.0.0.1:8780/admin/rest_api/api?api=version'"
+    exec "$VENV/bin/airflow-rest-gateway" --config "$DEMO/gateway.yaml"
+    ;;
+  test)
+    shift || true
+    setup_venv
+    setup_demo
+    say "ruff"
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    say "pytest"
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: $0 [serve|test [pytest args]]" >&2; exit 2
+    ;;
+esac

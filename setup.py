@@ -1,0 +1,29 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="airflow-rest-gateway",
+    version="0.1.0",
+    description="Apache Airflow's CLI and classic REST API plugin contract behind one fast, safe aiohttp service",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    # The page templates live at the top of the repo (design card); installed, they sit inside the package.
+    packages=[*find_packages(include=["gateway", "gateway.*"]), "gateway.templates"],
+    package_dir={"gateway.templates": "templates"},
+    package_data={"gateway.templates": ["*.html", "*.js", "*.css"]},
+    install_requires=[
+        "apache-airflow==3.3.2",
+        "aiohttp>=3.11,<4",
+        "aiohttp-jinja2>=1.6",
+        "pyyaml>=6",
+        "graphviz>=0.20",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-aiohttp>=1.1", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["airflow-rest-gateway=gateway.__main__:main"]},
+)

@@ -1,0 +1,110 @@
+"""Shared test helpers: real Airflow homes, and the process table checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from gateway.runner import OWNER_ENV
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+AIRFLOW = str(BIN / "airflow")
+TOKEN = "test-token-abcdefghijklmnop"
+HEADER = "rest_api_plugin_http_token"
+AUTH = {HEADER: TOKEN}
+#: Every gateway app made in this test process tags its children with this prefix.
+OWNER_PREFIX = f"gw-{os.getpid()}-"
+
+
+def airflow_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        PYTHONWARNINGS="ignore",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="ERROR",
+    )
+    return env
+
+
+def make_airflow_home(home: Path) -> Path:
+    """A real, migrated SQLite AIRFLOW_HOME with the test DAGs serialized."""
+    env = airflow_env(home)
+    (home / "dags").mkdir(parents=True, exist_ok=True)
+    for dag in (REPO / "tests" / "dags").glob("*.py"):
+        shutil.copy(dag, home / "dags" / dag.name)
+    for argv in (["db", "migrate"], ["dags", "reserialize"]):
+        done = subprocess.run([AIRFLOW, *argv], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    return home
+
+
+def settings_dict(home: Path | None = None, **sections: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "auth": {"tokens": [{"name": "admin", "token": TOKEN}]},
+        "airflow": {"env": {"AIRFLOW__CORE__LOAD_EXAMPLES": "False"}},
+    }
+    if home is not None:
+        data["airflow"]["home"] = str(home)
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    return data
+
+
+def owned_processes(prefix: str = OWNER_PREFIX) -> list[psutil.Process]:
+    """Live processes started by a gateway of this test session (found by their owner tag)."""
+    needle = f"{OWNER_ENV}={prefix}".encode()
+    found = []
+    for pid in psutil.pids():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                if needle in handle.read():
+                    found.append(psutil.Process(pid))
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
+def zombies() -> list[psutil.Process]:
+    """Children of this test process that exited and were never reaped."""
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                out.append(child)
+        except psutil.Error:
+            continue
+    return out
+
+
+def assert_nothing_left(timeout_s: float = 3.0) -> None:
+    """No process of ours outlives its request (a brief grace for the kernel to finish killing)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = [p for p in owned_processes() if _alive(p)] + zombies()
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not left, f"processes outlived their runs: {[(p.pid, _cmdline(p)) for p in left]}"
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE or process.ppid() == os.getpid()
+    except psutil.Error:
+        return False
+
+
+def _cmdline(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())[:200]
+    except psutil.Error:
+        return "?"

@@ -1,0 +1,164 @@
+"""The app without Airflow: auth, error shapes, health, the page, refusals that must start nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway import __version__
+from gateway.app import create_app
+from gateway.config import parse_settings
+from gateway.keys import RUNNER
+
+from ..support import AUTH, HEADER, REPO, TOKEN, settings_dict
+
+FAKE = str(REPO / "tests" / "fakes" / "fake_airflow_for_runner_tests.py")
+PLUGIN = "/admin/rest_api/api"
+
+
+@pytest.fixture
+def make(aiohttp_client: Any, tmp_path: Path) -> Any:
+    async def make(**sections: Any) -> TestClient:
+        data = settings_dict(tmp_path, **sections)
+        data["airflow"]["executable"] = FAKE
+        return await aiohttp_client(create_app(parse_settings(data, environ={})))
+
+    return make
+
+
+async def test_plugin_version_with_the_header_and_with_bearer(make: Any) -> None:
+    client = await make()
+    for headers in (AUTH, {"Authorization": f"Bearer {TOKEN}"}):
+        resp = await client.get(PLUGIN, params={"api": "rest_api_plugin_version"}, headers=headers)
+        assert resp.status == 200
+        body = await resp.json()
+        assert body["output"] == __version__
+        assert body["status"] == "OK" and body["http_response_code"] == 200
+        assert body["call_time"].endswith(" GMT") and body["response_time"].endswith(" GMT")
+
+
+@pytest.mark.parametrize("headers", [{}, {HEADER: "wrong"}, {"Authorization": "Bearer wrong"}, {HEADER: ""}])
+async def test_refused_calls_get_exactly_the_plugin_body(make: Any, headers: dict[str, str]) -> None:
+    client = await make()
+    resp = await client.get(PLUGIN, params={"api": "version"}, headers=headers)
+    assert resp.status == 403
+    body = await resp.json()
+    assert set(body) == {"call_time", "http_response_code", "output", "response_time", "status"}
+    assert (body["status"], body["http_response_code"], body["output"]) == ("ERROR", 403, "Token Authentication Failed")
+    assert client.app[RUNNER].started == 0
+
+
+async def test_a_custom_header_name(make: Any) -> None:
+    client = await make(auth={"header_name": "X-Airflow-Token"})
+    resp = await client.get(PLUGIN, params={"api": "rest_api_plugin_version"}, headers={"X-Airflow-Token": TOKEN})
+    assert resp.status == 200
+
+
+async def test_allow_lists_limit_what_a_token_may_call(make: Any) -> None:
+    client = await make(auth={"tokens": [{"name": "ci", "token": TOKEN, "allow": ["version", "dag_*"]}]})
+    resp = await client.get(PLUGIN, params={"api": "rest_api_plugin_version"}, headers=AUTH)
+    assert resp.status == 403
+    assert "not allowed to call API 'rest_api_plugin_version'" in (await resp.json())["output"]
+    resp = await client.get(PLUGIN, params={"api": "version"}, headers=AUTH)
+    assert (await resp.json())["airflow_cmd"] == "airflow version"  # allowed through, ran (the fake fails it)
+
+
+async def test_health_needs_no_token_and_shows_no_secret(make: Any) -> None:
+    client = await make()
+    resp = await client.get("/health")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["status"] == "ok" and body["runner"]["mode"] == "exec"
+    assert TOKEN not in await resp.text()
+
+
+async def test_the_page_lists_every_api_and_needs_no_token(make: Any) -> None:
+    client = await make(server={"base_path": "/gw"})
+    resp = await client.get("/gw/admin/rest_api/")
+    assert resp.status == 200
+    html = await resp.text()
+    assert 'data-api="trigger_dag"' in html and 'data-api="deploy_dag"' in html
+    assert "/gw/admin/rest_api/api?api=version" in html
+    assert TOKEN not in html
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "output"),
+    [
+        ({}, 400, "API should be provided"),
+        ({"api": "nope"}, 400, "API 'nope' was not found"),
+        ({"api": "scheduler"}, 403, "remove 'scheduler' from apis.disabled"),
+        ({"api": "serve_logs"}, 410, "inside the scheduler and triggerer"),
+        ({"api": "deploy_dag"}, 405, "takes POST"),
+        ({"api": "render", "dag_id": "d"}, 400, "The argument(s) ['task_id', 'execution_date'] are required"),
+        ({"api": "render", "dag_id": "d", "task_id": "t", "execution_date": "x", "oops": "1"}, 400, "Unknown argument"),
+        ({"api": "trigger_dag", "dag_id": "--help"}, 400, "'dag_id' must be"),
+        ({"api": "trigger_dag", "dag_id": "d", "conf": "{bad"}, 400, "not valid JSON"),
+        ({"api": "dag_state", "dag_id": "d", "execution_date": "2017-02-30"}, 400, "must be a date"),
+        ({"api": "list_dags", "subdir": "/etc"}, 400, "names a path on the server"),
+    ],
+)
+async def test_bad_input_is_a_json_envelope_and_starts_nothing(
+    make: Any, params: dict[str, str], status: int, output: str
+) -> None:
+    client = await make()
+    resp = await client.get(PLUGIN, params=params, headers=AUTH)
+    assert resp.status == status
+    body = await resp.json()
+    assert body["status"] == "ERROR" and body["http_response_code"] == status
+    assert output in body["output"]
+    assert body["arguments"] == params
+    assert client.app[RUNNER].started == 0
+
+
+async def test_enabled_daemons_are_still_refused_until_jobs_exist(make: Any) -> None:
+    client = await make(apis={"disabled": []})
+    resp = await client.get(PLUGIN, params={"api": "scheduler"}, headers=AUTH)
+    assert resp.status == 501
+
+
+async def test_json_and_form_bodies(make: Any) -> None:
+    client = await make()
+    resp = await client.post(PLUGIN, json={"api": "render", "dag_id": "-x"}, headers=AUTH)
+    assert resp.status == 400 and "'dag_id' must be" in (await resp.json())["output"]
+    resp = await client.post(PLUGIN, json=["not", "an", "object"], headers=AUTH)
+    assert resp.status == 400
+    resp = await client.post(PLUGIN, data="{broken", headers={**AUTH, "Content-Type": "application/json"})
+    assert resp.status == 400 and "not valid JSON" in (await resp.json())["output"]
+    resp = await client.post(PLUGIN + "?api=version", data={"bogus": "1"}, headers=AUTH)
+    body = await resp.json()
+    assert resp.status == 400 and body["post_arguments"] == {"bogus": "1"}
+
+
+async def test_unknown_routes_answer_json_in_their_family(make: Any) -> None:
+    client = await make()
+    resp = await client.get("/admin/rest_api/nothing-here", headers=AUTH)
+    assert resp.status == 404
+    assert (await resp.json())["status"] == "ERROR"
+    resp = await client.get("/nothing", headers=AUTH)
+    assert resp.status == 404
+    assert "error" in await resp.json()
+
+
+async def test_a_command_that_runs_is_enveloped(make: Any) -> None:
+    client = await make()
+    resp = await client.get(PLUGIN, params={"api": "version"}, headers=AUTH)
+    body = await resp.json()
+    # The fake executable prints "unknown mode version" on stderr and exits 1.
+    assert resp.status == 500 and body["status"] == "ERROR"
+    assert body["airflow_cmd"] == "airflow version"
+    assert body["exit_code"] == 1 and "unknown mode version" in body["output"]["stderr"]
+    assert client.app[RUNNER].started == 1
+
+
+async def test_overload_is_503_with_retry_after(make: Any) -> None:
+    client = await make(runner={"max_concurrency": 1, "max_queue": 0})
+    admission = client.app[RUNNER].admission
+    async with admission.slot():
+        resp = await client.get(PLUGIN, params={"api": "version"}, headers=AUTH)
+    assert resp.status == 503
+    assert resp.headers["Retry-After"].isdigit()
+    assert (await resp.json())["http_response_code"] == 503
