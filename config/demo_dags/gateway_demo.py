@@ -13,5 +13,5 @@ with DAG(
     tags=["airflow-rest-gateway"],
 ) as dag:
     hello = BashOperator(task_id="hello", bash_command="echo 'hello {{ params.who }} on {{ ds }}'")
-    count = BashOperator(task_id="count", bash_command="for i in 1 2 3 4 5; do echo \"tick $i\"; sleep 1; done")
+    count = BashOperator(task_id="count", bash_command='for i in 1 2 3 4 5; do echo "tick $i"; sleep 1; done')
     hello >> count
