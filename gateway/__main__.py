@@ -18,7 +18,11 @@ log = logging.getLogger("gateway")
 
 def _announce(settings: Settings, host: str, port: int) -> None:
     url = f"http://{host}:{port}{settings.server.base_path}"
-    print(f"airflow-rest-gateway {__version__} on {url}  (AIRFLOW_HOME={settings.airflow_home})", flush=True)
+    print(
+        f"airflow-rest-gateway {__version__} on {url}  (AIRFLOW_HOME={settings.airflow_home}, "
+        f"runner: {settings.runner_mode})",
+        flush=True,
+    )
     print(f"  plugin API: {url}/admin/rest_api/api?api=version   test page: {url}/admin/rest_api/", flush=True)
     if settings.auth_disabled:
         print(

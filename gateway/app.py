@@ -14,10 +14,11 @@ from aiohttp import web
 
 from .api import ops, page, plugin
 from .auth import TokenAuth
+from .catalog import DATA_ENV
 from .config import Settings
-from .keys import DEPLOY_LOCK, OWNER, RUNNER, SETTINGS
+from .keys import DEPLOY_LOCK, OWNER, RUNNER, SETTINGS, SHARED_BACKEND
 from .middlewares import Routes, auth_middleware, errors_middleware
-from .runner import Admission, CommandRunner, ExecRunner
+from .runner import Admission, Backend, CommandRunner, ExecRunner, WarmRunner
 
 
 def template_dir() -> Path:
@@ -27,27 +28,49 @@ def template_dir() -> Path:
     return installed if installed.is_dir() else here.parent / "templates"
 
 
-def build_runner(settings: Settings, owner: str) -> CommandRunner:
-    backend = ExecRunner(
+def build_backend(settings: Settings, owner: str) -> Backend:
+    """The runner backend for ``runner.mode`` (a warm one is opened and closed by the app's cleanup context)."""
+    env = settings.child_env(os.environ)
+    if settings.runner_mode == "warm":
+        return WarmRunner(
+            python=settings.airflow_python,
+            # The zygote's own logging: the data commands' (most runs); others reconfigure in their child.
+            env={**env, **DATA_ENV},
+            timeout_s=settings.runner.timeout_s,
+            kill_grace_s=settings.runner.kill_grace_s,
+            owner=owner,
+            airflow_cfg=settings.airflow_home / "airflow.cfg",
+            max_runs_per_zygote=settings.runner.max_runs_per_zygote,
+            startup_timeout_s=settings.runner.startup_timeout_s,
+        )
+    return ExecRunner(
         executable=settings.airflow_executable,
         python=settings.airflow_python,
-        env=settings.child_env(os.environ),
+        env=env,
         timeout_s=settings.runner.timeout_s,
         kill_grace_s=settings.runner.kill_grace_s,
         owner=owner,
     )
-    admission = Admission(settings.runner.max_concurrency, settings.runner.max_queue)
-    return CommandRunner(backend, admission, settings.runner.max_output_bytes)
 
 
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    app[RUNNER] = build_runner(settings, app[OWNER])
+    shared = app.get(SHARED_BACKEND)
+    backend = shared or build_backend(settings, app[OWNER])
+    owned = shared is None and isinstance(backend, WarmRunner)
+    if owned:
+        backend.open()
+    app[RUNNER] = CommandRunner(
+        backend, Admission(settings.runner.max_concurrency, settings.runner.max_queue), settings.runner.max_output_bytes
+    )
     yield
+    if owned:
+        await backend.close()
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, backend: Backend | None = None) -> web.Application:
+    """The gateway. ``backend``: a runner backend to use instead of building one (the caller owns it)."""
     routes = Routes(settings.server.base_path)
     auth = TokenAuth(settings.header_name, settings.tokens, disabled=settings.auth_disabled)
     app = web.Application(
@@ -56,6 +79,8 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.deploy.max_bytes * 2 + 64 * 1024,
     )
     app[SETTINGS] = settings
+    if backend is not None:
+        app[SHARED_BACKEND] = backend
     app[OWNER] = f"gw-{os.getpid()}-{secrets.token_hex(4)}"
     app[DEPLOY_LOCK] = asyncio.Lock()
     app.cleanup_ctx.append(_runner_ctx)

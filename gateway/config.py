@@ -99,12 +99,17 @@ class AirflowSettings(_Model):
 
 
 class RunnerSettings(_Model):
-    mode: Literal["exec"] = "exec"
+    #: ``auto``: ``warm`` when Airflow is importable here, else ``exec``.
+    mode: Literal["auto", "warm", "exec"] = "auto"
     max_concurrency: int = Field(4, ge=1)
     max_queue: int = Field(64, ge=0)
     timeout_s: float = Field(300.0, gt=0)
     kill_grace_s: float = Field(3.0, ge=0)
     max_output_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    #: Warm mode: a fresh fork server replaces the current one after this many commands.
+    max_runs_per_zygote: int = Field(1000, ge=1)
+    #: Warm mode: how long the fork server may take to warm up (and requests wait for it).
+    startup_timeout_s: float = Field(120.0, gt=0)
 
 
 class ApisSettings(_Model):
@@ -151,6 +156,7 @@ class Settings:
     def __init__(self, file: FileSettings, environ: Mapping[str, str]) -> None:
         self.server = file.server
         self.runner = file.runner
+        self.runner_mode = file.runner.mode if file.runner.mode != "auto" else _auto_mode()
         self.deploy = file.deploy
         self.disabled_apis = frozenset(file.apis.disabled)
 
@@ -237,6 +243,12 @@ def _first_bool(yaml_value: bool | None, cfg_value: str | None, default: bool) -
     if lowered in ("false", "0", "no", "off"):
         return False
     raise ConfigError(f"[{PLUGIN_SECTION}] has a value that is not a boolean: {cfg_value!r}")
+
+
+def _auto_mode() -> str:
+    import importlib.util
+
+    return "warm" if importlib.util.find_spec("airflow") is not None else "exec"
 
 
 def _airflow_beside_us() -> str:

@@ -9,10 +9,12 @@ from aiohttp import web
 
 from .auth import Principal
 from .config import Settings
-from .runner import CommandRunner
+from .runner import Backend, CommandRunner
 
 SETTINGS = web.AppKey("settings", Settings)
 RUNNER = web.AppKey("runner", CommandRunner)
+#: A backend the app uses but does not own (tests share one warm zygote between apps).
+SHARED_BACKEND = web.AppKey("shared_backend", Backend)
 #: Value of OWNER_ENV in every process this app starts.
 OWNER = web.AppKey("owner", str)
 #: Deploys are serialized: two uploads of one file name must not interleave.

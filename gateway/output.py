@@ -42,12 +42,12 @@ class Failure:
 
 # Known Airflow failures, most specific first: (pattern over the output, HTTP status).
 _KNOWN_FAILURES: tuple[tuple[re.Pattern[str], int], ...] = (
-    (re.compile(r"DagRunAlreadyExists|already exists"), 409),
-    (re.compile(r"DagNotFound|DagRunNotFound|TaskNotFound|Dag '[^']*' could not be found|not found in DagModel"), 404),
+    (re.compile(r"DagRunAlreadyExists|already exists|UNIQUE constraint failed|IntegrityError"), 409),
+    (re.compile(r"(DagNotFound|DagRunNotFound|TaskNotFound|TaskInstanceNotFound)\b|not found in DagModel"), 404),
+    (re.compile(r"Dag '[^']*' could not be found|does not exist in 'dag' table"), 404),
     (re.compile(r"Variable .* does not exist|Pool .* does not exist|Did not find a connection"), 404),
-    (re.compile(r"does not exist in 'dag' table"), 404),
     (re.compile(r"DagNonPeriodicScheduleException|does not support backfills"), 400),
-    (re.compile(r"^usage: airflow", re.MULTILINE), 400),
+    (re.compile(r"^airflow[\w -]*: error: ", re.MULTILINE), 400),
 )
 
 
@@ -59,12 +59,18 @@ def last_line(text: str) -> str:
 def classify_failure(exit_code: int | None, stdout: str, stderr: str) -> Failure:
     """Map a failed command to an HTTP status and a one-line message (the traceback's last line)."""
     text = f"{stderr}\n{stdout}"
-    status = 500
+    status, message = 500, ""
     for pattern, code in _KNOWN_FAILURES:
-        if pattern.search(text):
+        # The last mention: earlier ones may be source lines quoted in the traceback.
+        found = next(reversed([*pattern.finditer(text)]), None)
+        if found:
             status = code
+            # The line that says it (a traceback's last line may be SQLAlchemy's "Background on this error").
+            start = text.rfind("\n", 0, found.start()) + 1
+            end = text.find("\n", found.end())
+            message = text[start : end if end != -1 else None].strip()
             break
-    message = last_line(stderr) or last_line(stdout) or f"airflow exited with code {exit_code}"
+    message = message or last_line(stderr) or last_line(stdout) or f"airflow exited with code {exit_code}"
     if status == 400 and message.startswith("airflow") and "error:" in message:
         message = message.split("error:", 1)[1].strip()
     return Failure(status, message)

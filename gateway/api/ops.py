@@ -20,7 +20,8 @@ async def health(request: web.Request) -> web.Response:
             "version": __version__,
             "runner": {
                 "mode": runner.mode,
-                "ready": True,
+                "ready": runner.ready,
+                "restarts": runner.restarts,
                 "running": admission.running,
                 "waiting": admission.waiting,
                 "started": runner.started,

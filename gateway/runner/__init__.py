@@ -10,6 +10,10 @@ from contextlib import asynccontextmanager
 from .admission import Admission, Overloaded
 from .base import Chunk, Command, Run, RunResult, RunState
 from .exec import OWNER_ENV, ExecRun, ExecRunner, RunnerUnavailable
+from .warm import WarmRunner
+
+#: Anything with ``mode`` and an async-context ``start(command, timeout_s)`` yielding a Run.
+Backend = ExecRunner | WarmRunner
 
 __all__ = [
     "OWNER_ENV",
@@ -24,6 +28,7 @@ __all__ = [
     "RunResult",
     "RunState",
     "RunnerUnavailable",
+    "WarmRunner",
     "collect",
 ]
 
@@ -58,7 +63,7 @@ def _write_files(directory: str, files: Mapping[str, bytes]) -> None:
 class CommandRunner:
     """The one door every command goes through: an admission slot, then the backend."""
 
-    def __init__(self, backend: ExecRunner, admission: Admission, max_output_bytes: int) -> None:
+    def __init__(self, backend: Backend, admission: Admission, max_output_bytes: int) -> None:
         self.backend = backend
         self.admission = admission
         self.max_output_bytes = max_output_bytes
@@ -68,6 +73,14 @@ class CommandRunner:
     @property
     def mode(self) -> str:
         return self.backend.mode
+
+    @property
+    def ready(self) -> bool:
+        return getattr(self.backend, "ready", True)
+
+    @property
+    def restarts(self) -> int:
+        return getattr(self.backend, "restarts", 0)
 
     @asynccontextmanager
     async def start(self, command: Command, timeout_s: float | None = None) -> AsyncIterator[Run]:
@@ -84,4 +97,7 @@ class CommandRunner:
 
     async def run(self, command: Command, timeout_s: float | None = None) -> RunResult:
         async with self.start(command, timeout_s) as run:
-            return await collect(run, self.max_output_bytes)
+            result = await collect(run, self.max_output_bytes)
+        if run.lost:
+            raise RunnerUnavailable(run.lost)
+        return result

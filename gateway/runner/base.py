@@ -81,4 +81,7 @@ class Run(Protocol):
     exit_code: int | None
     duration_s: float
 
+    #: Why the run could not be followed to its end (the warm runner's fork server died), or None.
+    lost: str | None
+
     def output(self) -> AsyncIterator[Chunk]: ...

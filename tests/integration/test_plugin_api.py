@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import random
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,11 @@ async def call(client: TestClient, api: str, method: str = "GET", **params: Any)
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def unique_date() -> str:
+    """A logical date no other test uses (both runner modes share one database; a DAG has one run per date)."""
+    return (datetime(2024, 2, 1, tzinfo=UTC) + timedelta(minutes=random.randrange(5_000_000))).isoformat()
 
 
 @pytest.fixture
@@ -133,14 +140,13 @@ async def test_pause_and_unpause_round_trip(client: TestClient) -> None:
 
 
 async def test_trigger_then_read_its_state(client: TestClient) -> None:
-    run_id = unique("run")
+    run_id, logical_date = unique("run"), unique_date()
     status, body = await call(
-        client, "trigger_dag", dag_id="gw_probe", run_id=run_id, conf='{"who": "gateway"}',
-        exec_date="2024-06-01T00:00:00+00:00",
-    )  # fmt: skip
+        client, "trigger_dag", dag_id="gw_probe", run_id=run_id, conf='{"who": "gateway"}', exec_date=logical_date
+    )
     assert status == 200, body
     assert body["data"]["run_id"] == run_id
-    assert body["data"]["logical_date"].startswith("2024-06-01")
+    assert body["data"]["logical_date"].startswith(logical_date[:10])
     assert body["data"]["conf"] == {"who": "gateway"}
 
     status, body = await call(client, "dag_state", dag_id="gw_probe", execution_date=run_id)
@@ -150,6 +156,8 @@ async def test_trigger_then_read_its_state(client: TestClient) -> None:
 
     status, body = await call(client, "trigger_dag", dag_id="gw_probe", run_id=run_id)
     assert status == 409 and "DagRunAlreadyExists" in body["error"]
+    status, body = await call(client, "trigger_dag", dag_id="gw_probe", exec_date=logical_date)
+    assert status == 409 and "UNIQUE constraint failed" in body["error"]
 
 
 async def test_trigger_without_options_returns_the_generated_run_id(client: TestClient) -> None:
@@ -199,7 +207,7 @@ async def test_a_failing_task_is_an_error_although_airflow_exits_0(client: TestC
 
 async def test_run_maps_to_tasks_test_on_the_given_run(client: TestClient) -> None:
     run_id = unique("run")
-    assert (await call(client, "trigger_dag", dag_id="gw_probe", run_id=run_id, exec_date="2024-07-01"))[0] == 200
+    assert (await call(client, "trigger_dag", dag_id="gw_probe", run_id=run_id, exec_date=unique_date()))[0] == 200
     status, body = await call(client, "run", dag_id="gw_probe", task_id="hello", execution_date=run_id)
     assert status == 200, body
     assert body["airflow_cmd"].startswith("airflow tasks test")
@@ -235,11 +243,10 @@ async def test_backfill_dry_run_and_a_dag_that_cannot_be_backfilled(client: Test
 
 
 async def test_clear_by_dates_and_by_run(client: TestClient) -> None:
-    run_id = unique("run")
-    assert (await call(client, "trigger_dag", dag_id="gw_probe", run_id=run_id, exec_date="2024-08-01"))[0] == 200
-    status, body = await call(
-        client, "clear", dag_id="gw_probe", task_regex="^hello$", start_date="2024-08-01", end_date="2024-08-02"
-    )
+    run_id, logical_date = unique("run"), unique_date()
+    assert (await call(client, "trigger_dag", dag_id="gw_probe", run_id=run_id, exec_date=logical_date))[0] == 200
+    day = logical_date[:10]
+    status, body = await call(client, "clear", dag_id="gw_probe", task_regex="^hello$", start_date=day, end_date=day)
     assert status == 200, body
     status, body = await call(client, "clear", dag_id="gw_probe", run_id=run_id)
     assert status == 200, body
@@ -247,7 +254,7 @@ async def test_clear_by_dates_and_by_run(client: TestClient) -> None:
 
 async def test_refresh_and_refresh_all(client: TestClient) -> None:
     status, body = await call(client, "refresh_dag", dag_id="gw_probe")
-    assert status == 200 and body["data"]["dag_ids"] == ["gw_probe"]
+    assert status == 200 and body["data"]["dag_ids"] == ["gw_daily", "gw_probe"]
     status, body = await call(client, "refresh_dag", dag_id="no_such_dag")
     assert status == 404
     status, body = await call(client, "refresh_all_dags")
@@ -331,3 +338,11 @@ async def test_deploy_limits(make_client: Any) -> None:
     assert status == 400 and "not both" in body["output"]
     resp = await client.post(PLUGIN, params={"api": "deploy_dag"}, data={"force": "on"}, headers=AUTH)
     assert resp.status == 400 and "dag_file" in (await resp.json())["output"]
+
+
+async def test_a_run_past_its_timeout_is_killed_with_its_whole_group(make_client: Any) -> None:
+    # `slow` runs bash (a grandchild) printing a line a second for three seconds.
+    client = await make_client(runner={"timeout_s": 1.5, "kill_grace_s": 0.5})
+    status, body = await call(client, "test", dag_id="gw_probe", task_id="slow", execution_date="2024-05-07")
+    assert status == 504
+    assert "runner.timeout_s" in body["error"]

@@ -24,6 +24,7 @@ def make(aiohttp_client: Any, tmp_path: Path) -> Any:
     async def make(**sections: Any) -> TestClient:
         data = settings_dict(tmp_path, **sections)
         data["airflow"]["executable"] = FAKE
+        data.setdefault("runner", {}).setdefault("mode", "exec")
         return await aiohttp_client(create_app(parse_settings(data, environ={})))
 
     return make

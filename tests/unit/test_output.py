@@ -32,4 +32,10 @@ def test_known_failures_map_to_4xx_and_the_rest_to_500() -> None:
     failure = classify_failure(2, "", usage)
     assert (failure.http_status, failure.message) == (400, "unrecognized arguments: -o")
     assert classify_failure(1, "", "ZeroDivisionError: division by zero\n").http_status == 500
+    integrity = (
+        "sqlalchemy.exc.IntegrityError: (sqlite3.IntegrityError) UNIQUE constraint failed: dag_run.logical_date\n"
+        "[SQL: INSERT INTO dag_run ...]\n(Background on this error at: https://sqlalche.me/e/21/gkpj)\n"
+    )
+    failure = classify_failure(1, "", integrity)
+    assert failure.http_status == 409 and "UNIQUE constraint failed: dag_run.logical_date" in failure.message
     assert classify_failure(1, "", "").message == "airflow exited with code 1"

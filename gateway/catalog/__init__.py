@@ -1,0 +1,33 @@
+"""The API catalog: one declarative entry per plugin API, and the one place arguments are understood.
+
+Each :class:`Api` names its arguments (with types, so validation happens before any process starts),
+how they become an Airflow 3.3 argv (``build``), and how the command's output becomes ``data``
+(``parse``). The plugin route, the HTML page and the README table are all generated from here.
+
+Run ``python -m gateway.catalog`` to print the Markdown API table.
+"""
+
+from .apis import APIS, CATALOG, example_query, markdown_table
+from .commands import DATA_ENV, INFO_ENV, TASK_ENV
+from .model import Api, ApiError, Arg, ArgType, Kind, Outcome, Upload, Values, parse_bool, parse_date, validate
+
+__all__ = [
+    "APIS",
+    "CATALOG",
+    "DATA_ENV",
+    "INFO_ENV",
+    "TASK_ENV",
+    "Api",
+    "ApiError",
+    "Arg",
+    "ArgType",
+    "Kind",
+    "Outcome",
+    "Upload",
+    "Values",
+    "example_query",
+    "markdown_table",
+    "parse_bool",
+    "parse_date",
+    "validate",
+]

@@ -1,0 +1,273 @@
+"""The catalog's vocabulary: arguments and their types, API entries, and validation of request values."""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..output import Failure, parse_json
+from ..runner import Command
+
+# Airflow's own patterns: airflow.utils.helpers.KEY_REGEX and [scheduler] allowed_run_id_pattern.
+_KEY = re.compile(r"^[\w.-]+$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.~:+-]+$")
+_DATE_SHAPED = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_MAX_ID_CHARS = 250
+_MAX_TEXT_CHARS = 65536
+_TRUE = frozenset({"", "true", "1", "yes", "on", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
+
+#: Environment for data commands: no warnings, no info logs, so stdout is the data.
+
+
+class ApiError(Exception):
+    """A request the gateway refuses before running anything; ``status`` is the HTTP code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ArgType(enum.Enum):
+    ID = "id"
+    TEXT = "text"
+    RUN_ID = "run_id"
+    DATE = "date"
+    DATE_OR_RUN_ID = "date_or_run_id"
+    BOOL = "bool"
+    INT = "int"
+    JSON_OBJECT = "json_object"
+    CHOICE = "choice"
+    FILE = "file"
+    #: A file upload, a JSON object, or a string holding one.
+    JSON_DOCUMENT = "json_document"
+    #: Names a path on the server: always refused.
+    SERVER_PATH = "server_path"
+    #: An old flag with no Airflow 3 equivalent: always refused, naming what to use instead.
+    REMOVED = "removed"
+
+
+class Kind(enum.Enum):
+    #: A short command: run and answer.
+    QUICK = "quick"
+    #: Runs task code or creates many runs; may take minutes.
+    LONG = "long"
+    #: Starts a server that never returns.
+    DAEMON = "daemon"
+    #: Answered by the gateway itself (no CLI equivalent).
+    CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file sent with the request (multipart) or a JSON document standing in for one."""
+
+    filename: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    type: ArgType
+    help: str
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
+    #: For SERVER_PATH and REMOVED: why it is refused and what to do instead.
+    refusal: str = ""
+    #: Masked in echoed arguments and in ``airflow_cmd``.
+    secret: bool = False
+
+    @property
+    def accepted(self) -> bool:
+        return self.type not in (ArgType.SERVER_PATH, ArgType.REMOVED)
+
+
+Values = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished command means: parsed ``data``, or a failure despite exit code 0, or a warning."""
+
+    data: Any = None
+    failure: Failure | None = None
+    warning: str | None = None
+
+
+def _parse_json_output(values: Values, stdout: str) -> Outcome:
+    return Outcome(data=parse_json(stdout))
+
+
+@dataclass(frozen=True)
+class Api:
+    name: str
+    summary: str
+    #: The Airflow 3.3 command(s) it maps to, for people.
+    runs: str
+    args: tuple[Arg, ...] = ()
+    build: Callable[[Values], Command] | None = None
+    parse: Callable[[Values, str], Outcome] = _parse_json_output
+    kind: Kind = Kind.QUICK
+    methods: tuple[str, ...] = ("GET", "POST")
+    #: The old plugin's "Available in Airflow Version" text.
+    since: str = ""
+    #: Set when Airflow 3 has no equivalent: the message, naming the replacement.
+    gone: str = ""
+    #: False when the log lines are the output (task runs): keep them in stdout.
+    split_logs: bool = True
+    notes: str = ""
+    examples: tuple[str, ...] = field(default=())
+
+    def arg(self, name: str) -> Arg | None:
+        for arg in self.args:
+            if name == arg.name or name in arg.aliases:
+                return arg
+        return None
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE:
+        return True
+    if isinstance(value, str) and value.strip().lower() in _FALSE:
+        return False
+    raise ApiError(400, f"'{name}' must be a boolean (true/false, 1/0, yes/no, on/off), got {value!r}")
+
+
+def parse_date(value: str) -> datetime | None:
+    """ISO 8601 as Airflow accepts it; a ``+`` turned into a space by URL decoding is put back."""
+    text = value.strip()
+    for candidate in (text, text.replace(" ", "+")):
+        try:
+            return datetime.fromisoformat(candidate.replace("Z", "+00:00"))
+        except ValueError:
+            continue
+    return None
+
+
+def _as_text(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if not isinstance(value, str):
+        raise ApiError(400, f"'{name}' must be a string")
+    if "\x00" in value:
+        raise ApiError(400, f"'{name}' contains a NUL character")
+    if len(value) > _MAX_TEXT_CHARS:
+        raise ApiError(400, f"'{name}' is longer than {_MAX_TEXT_CHARS} characters")
+    return value
+
+
+def _json_object(name: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ApiError(400, f"'{name}' is not valid JSON: {exc}") from None
+        if isinstance(parsed, dict):
+            return parsed
+    raise ApiError(400, f'\'{name}\' must be a JSON object, like {{"key": "value"}}')
+
+
+def _convert(arg: Arg, value: Any) -> Any:
+    name = arg.name
+    if arg.type is ArgType.BOOL:
+        return parse_bool(name, value)
+    if arg.type is ArgType.JSON_OBJECT:
+        return _json_object(name, value)
+    if arg.type is ArgType.FILE:
+        if not isinstance(value, Upload):
+            raise ApiError(400, f"'{name}' must be a file upload (multipart/form-data)")
+        return value
+    if arg.type is ArgType.JSON_DOCUMENT:
+        if isinstance(value, Upload):
+            return value
+        document = _json_object(name, value) if not isinstance(value, str) or value.lstrip().startswith("{") else None
+        if document is None:
+            raise ApiError(400, f"'{name}' takes an uploaded file or a JSON object, not a path on the server")
+        return Upload(f"{name}.json", json.dumps(document).encode())
+    text = _as_text(name, value)
+    if arg.type is ArgType.ID:
+        if len(text) > _MAX_ID_CHARS or not _KEY.match(text) or text.startswith("-"):
+            raise ApiError(
+                400,
+                f"'{name}' must be letters, digits, '_', '.', '-' (at most {_MAX_ID_CHARS}), "
+                f"not starting with '-': {text!r}",
+            )
+        return text
+    if arg.type is ArgType.RUN_ID:
+        if len(text) > _MAX_ID_CHARS or not _RUN_ID.match(text) or text.startswith("-"):
+            raise ApiError(400, f"'{name}' is not a valid run id: {text!r}")
+        return text
+    if arg.type is ArgType.DATE:
+        parsed = parse_date(text)
+        if parsed is None:
+            raise ApiError(400, f"'{name}' is not a date: {text!r} (expected for example 2017-01-02T03:04:05)")
+        return parsed.isoformat()
+    if arg.type is ArgType.DATE_OR_RUN_ID:
+        parsed = parse_date(text)
+        if parsed is not None:
+            return parsed.isoformat()
+        if _DATE_SHAPED.match(text):
+            raise ApiError(
+                400, f"'{name}' must be a date (2017-01-02T03:04:05) or a run id; {text!r} is not a valid date"
+            )
+        if len(text) <= _MAX_ID_CHARS and _RUN_ID.match(text) and not text.startswith("-"):
+            return text
+        raise ApiError(400, f"'{name}' must be a date (2017-01-02T03:04:05) or a run id, got {text!r}")
+    if arg.type is ArgType.INT:
+        try:
+            number = int(text)
+        except ValueError:
+            raise ApiError(400, f"'{name}' must be a whole number, got {text!r}") from None
+        if number < 0:
+            raise ApiError(400, f"'{name}' must not be negative")
+        return number
+    if arg.type is ArgType.CHOICE:
+        if text not in arg.choices:
+            raise ApiError(400, f"'{name}' must be one of {', '.join(arg.choices)}; got {text!r}")
+        return text
+    return text
+
+
+def validate(api: Api, raw: Mapping[str, Any]) -> Values:
+    """Turn request values into typed ones, or raise :class:`ApiError` (400) before anything runs.
+
+    ``raw`` maps argument names (or aliases) to strings from a query/form, JSON values, or
+    :class:`Upload`\\ s. An empty string means "present without a value": true for booleans, absent otherwise.
+    """
+    values: Values = {}
+    unknown = []
+    for key, value in raw.items():
+        arg = api.arg(key)
+        if arg is None:
+            unknown.append(key)
+            continue
+        if arg.type is ArgType.REMOVED:
+            raise ApiError(400, f"'{key}' has no Airflow 3 equivalent: {arg.refusal}")
+        if arg.type is ArgType.SERVER_PATH:
+            raise ApiError(400, f"'{key}' names a path on the server, which the gateway never accepts: {arg.refusal}")
+        if value is None or (value == "" and arg.type is not ArgType.BOOL):
+            continue
+        if arg.name in values:
+            raise ApiError(400, f"'{arg.name}' was given twice (as {key!r} and another spelling)")
+        values[arg.name] = _convert(arg, value)
+    if unknown:
+        known = ", ".join(a.name for a in api.args if a.accepted) or "none"
+        raise ApiError(400, f"Unknown argument(s) for API '{api.name}': {', '.join(sorted(unknown))}. Known: {known}")
+    missing = [a.name for a in api.args if a.required and a.name not in values]
+    if missing:
+        raise ApiError(400, f"The argument(s) {missing} are required")
+    return values

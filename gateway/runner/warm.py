@@ -1,0 +1,296 @@
+"""The warm runner: commands forked from a pre-imported Airflow process (the zygote) instead of exec'd.
+
+The gateway process never forks Airflow code (it has threads); :mod:`gateway.runner.zygote` is a
+separate single-threaded process that this module starts, supervises and replaces:
+
+- it is started at app start-up; ``ready`` turns true when it has warmed up;
+- if it dies, runs in flight fail at once (:class:`RunnerUnavailable`, answered as 503) and a new one starts;
+- after ``max_runs_per_zygote`` forks, or when airflow.cfg changes, a fresh zygote takes over and the old
+  one retires (it finishes the runs it has, then exits).
+
+Each run gets two fresh pipes (stdout, stderr) passed to the zygote with SCM_RIGHTS; the zygote forks a
+child onto them and reports its pid, then its exit code. Timeouts and cancellation kill the child's
+process group exactly as the exec runner does (:class:`~gateway.runner.group.GroupRun`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+from .base import Command
+from .exec import OWNER_ENV, RunnerUnavailable
+from .group import GroupRun, signal_group
+
+log = logging.getLogger(__name__)
+RECEIVE_BYTES = 4096
+
+
+class WarmRun(GroupRun):
+    """A command forked by the zygote. Its exit code arrives over the request's socket."""
+
+    def __init__(
+        self,
+        conn: socket.socket,
+        pid: int,
+        pipes: tuple[tuple[asyncio.ReadTransport, asyncio.StreamReader], ...],
+        timeout_s: float,
+        kill_grace_s: float,
+    ) -> None:
+        self._conn = conn
+        self._transports = [transport for transport, _ in pipes]
+        self._code: int | None = None
+        super().__init__(pid, pipes[0][1], pipes[1][1], timeout_s, kill_grace_s)
+
+    async def _wait_exit(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            message = await loop.sock_recv(self._conn, RECEIVE_BYTES)
+        except OSError:
+            message = b""
+        if not message:
+            # The zygote died: nobody will reap or report this child. Kill its group and say so.
+            self.lost = "The warm runner's fork server stopped during this command; it is restarting, retry"
+            signal_group(self.pid, signal.SIGKILL)
+            self._code = -signal.SIGKILL
+            return
+        self._code = json.loads(message)["exit"]
+
+    def _returncode(self) -> int | None:
+        return self._code
+
+    def _release(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        self._conn.close()
+
+
+class Zygote:
+    """One zygote process, as seen from the gateway."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, socket_path: str, cfg_mtime: float | None) -> None:
+        self.proc = proc
+        self.socket_path = socket_path
+        self.cfg_mtime = cfg_mtime
+        self.forks = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None
+
+    def retire(self) -> None:
+        with suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGUSR1)
+
+
+class WarmRunner:
+    """Forks each command from a warm zygote; same contract as :class:`~gateway.runner.exec.ExecRunner`."""
+
+    mode = "warm"
+
+    def __init__(
+        self,
+        *,
+        python: str,
+        env: Mapping[str, str],
+        timeout_s: float,
+        kill_grace_s: float,
+        owner: str,
+        airflow_cfg: Path,
+        max_runs_per_zygote: int,
+        startup_timeout_s: float,
+    ) -> None:
+        self.python = python
+        self.env = {**env, OWNER_ENV: owner}
+        self.timeout_s = timeout_s
+        self.kill_grace_s = kill_grace_s
+        self.airflow_cfg = airflow_cfg
+        self.max_runs_per_zygote = max_runs_per_zygote
+        self.startup_timeout_s = startup_timeout_s
+        self.restarts = 0
+        self._zygote: Zygote | None = None
+        self._retired: list[Zygote] = []
+        self._ready = asyncio.Event()
+        self._replacing: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+        self._dir = tempfile.mkdtemp(prefix="gateway-zygote-")
+        self._serial = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def pids(self) -> list[int]:
+        """The zygote processes alive now (the current one and any retiring)."""
+        return [z.proc.pid for z in (self._zygote, *self._retired) if z is not None and z.alive]
+
+    def open(self) -> None:
+        """Start warming up in the background; requests wait for ``ready`` (up to ``startup_timeout_s``)."""
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in (self._supervisor, self._replacing):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        for zygote in (self._zygote, *self._retired):
+            if zygote is not None:
+                await _stop(zygote.proc)
+        with suppress(OSError):
+            for name in os.listdir(self._dir):
+                os.unlink(os.path.join(self._dir, name))
+            os.rmdir(self._dir)
+
+    def _cfg_mtime(self) -> float | None:
+        try:
+            return self.airflow_cfg.stat().st_mtime
+        except OSError:
+            return None
+
+    async def _spawn(self) -> Zygote:
+        self._serial += 1
+        socket_path = os.path.join(self._dir, f"zygote-{self._serial}.sock")
+        cfg_mtime = self._cfg_mtime()
+        proc = await asyncio.create_subprocess_exec(
+            self.python,
+            "-m",
+            "gateway.runner.zygote",
+            "--socket",
+            socket_path,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            env=self.env,
+        )
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), self.startup_timeout_s)
+            hello = json.loads(line) if line.startswith(b"{") else {}
+        except (TimeoutError, ValueError):
+            hello = {}
+        if not hello.get("ready"):
+            await _stop(proc)
+            raise RunnerUnavailable(f"the warm runner's fork server did not start (exit code {proc.returncode})")
+        log.info("warm runner ready: pid %s, warm-up %s s", hello["pid"], hello["warm_s"].get("ready"))
+        return Zygote(proc, socket_path, cfg_mtime)
+
+    async def _supervise(self) -> None:
+        """Keep one warm zygote: start it, and replace it whenever it dies."""
+        first = True
+        while not self._closing:
+            try:
+                self._zygote = await self._spawn()
+            except RunnerUnavailable:
+                log.exception("the warm runner's fork server did not start; retrying in 1 s")
+                await asyncio.sleep(1.0)
+                continue
+            self._ready.set()
+            if not first:
+                self.restarts += 1
+            first = False
+            while True:
+                zygote = self._zygote
+                await zygote.proc.wait()
+                self._retired = [z for z in self._retired if z.alive]
+                if self._closing or zygote is self._zygote:
+                    break
+            if self._closing:
+                return
+            self._ready.clear()
+            log.warning("the warm runner's fork server exited (code %s); restarting", zygote.proc.returncode)
+
+    def _needs_replacing(self, zygote: Zygote) -> bool:
+        return zygote.forks >= self.max_runs_per_zygote or zygote.cfg_mtime != self._cfg_mtime()
+
+    async def _replace(self, old: Zygote) -> None:
+        try:
+            new = await self._spawn()
+        except RunnerUnavailable:
+            log.exception("could not start a replacement zygote; keeping the old one")
+            return
+        finally:
+            self._replacing = None
+        if self._closing:
+            await _stop(new.proc)
+            return
+        self._zygote = new
+        self._retired.append(old)
+        old.retire()
+
+    async def _current(self) -> Zygote:
+        try:
+            await asyncio.wait_for(self._ready.wait(), self.startup_timeout_s)
+        except TimeoutError:
+            raise RunnerUnavailable("the warm runner is not ready; retry shortly") from None
+        zygote = self._zygote
+        assert zygote is not None
+        if self._needs_replacing(zygote) and self._replacing is None:
+            # The current zygote keeps serving until its successor is warm.
+            self._replacing = asyncio.create_task(self._replace(zygote))
+        return zygote
+
+    @asynccontextmanager
+    async def start(self, command: Command, timeout_s: float | None = None) -> AsyncIterator[WarmRun]:
+        zygote = await self._current()
+        zygote.forks += 1
+        run = await self._fork(zygote, command, timeout_s or self.timeout_s)
+        try:
+            yield run
+        finally:
+            await run.close()
+
+    async def _fork(self, zygote: Zygote, command: Command, timeout_s: float) -> WarmRun:
+        loop = asyncio.get_running_loop()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        conn.setblocking(False)
+        read_ends: list[int] = []
+        try:
+            await loop.sock_connect(conn, zygote.socket_path)
+            ends = [os.pipe2(os.O_CLOEXEC) for _ in range(2)]
+            read_ends = [r for r, _ in ends]
+            request = json.dumps({"argv": list(command.argv), "helper": command.helper, "env": dict(command.env)})
+            try:
+                socket.send_fds(conn, [request.encode()], [w for _, w in ends])
+            finally:
+                for _, w in ends:
+                    os.close(w)
+            reply = json.loads(await loop.sock_recv(conn, RECEIVE_BYTES) or b"{}")
+            if "pid" not in reply:
+                raise RunnerUnavailable(f"the warm runner refused the command: {reply.get('error', 'no answer')}")
+            pipes = []
+            for fd in read_ends:
+                reader = asyncio.StreamReader(limit=1 << 20)
+                transport, _ = await loop.connect_read_pipe(
+                    lambda reader=reader: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+                )
+                pipes.append((transport, reader))
+            read_ends = []
+        except (OSError, ValueError) as exc:
+            conn.close()
+            raise RunnerUnavailable(f"the warm runner is unavailable ({exc}); retry") from None
+        finally:
+            for fd in read_ends:
+                os.close(fd)
+        return WarmRun(conn, reply["pid"], tuple(pipes), timeout_s, self.kill_grace_s)
+
+
+async def _stop(proc: asyncio.subprocess.Process, grace_s: float = 3.0) -> None:
+    if proc.returncode is None:
+        signal_group(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), grace_s)
+        except TimeoutError:
+            signal_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
