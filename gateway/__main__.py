@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
             settings.runner,
         )
     _announce(settings, host, port)
-    web.run_app(create_app(settings), host=host, port=port, print=None)
+    # handler_cancellation: a client that hangs up cancels its request, which kills its command's process group.
+    web.run_app(create_app(settings), host=host, port=port, print=None, handler_cancellation=True)
 
 
 if __name__ == "__main__":

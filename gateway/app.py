@@ -12,12 +12,13 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from .api import ops, page, plugin
+from .api import jobs, ops, page, plugin
 from .auth import TokenAuth
 from .catalog import DATA_ENV
 from .config import Settings
-from .keys import DEPLOY_LOCK, OWNER, RUNNER, SETTINGS, SHARED_BACKEND
-from .middlewares import Routes, auth_middleware, errors_middleware
+from .jobs import Jobs
+from .keys import DAEMONS, DEPLOY_LOCK, JOBS, OWNER, RUNNER, SETTINGS, SHARED_BACKEND
+from .middlewares import Routes, auth_middleware, errors_middleware, forwarded_middleware
 from .runner import Admission, Backend, CommandRunner, ExecRunner, WarmRunner
 
 
@@ -26,6 +27,10 @@ def template_dir() -> Path:
     here = Path(__file__).parent
     installed = here / "templates"
     return installed if installed.is_dir() else here.parent / "templates"
+
+
+#: Daemons run until stopped: their "timeout" is a year.
+DAEMON_TIMEOUT_S = 365 * 24 * 3600.0
 
 
 def build_backend(settings: Settings, owner: str) -> Backend:
@@ -64,7 +69,18 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     app[RUNNER] = CommandRunner(
         backend, Admission(settings.runner.max_concurrency, settings.runner.max_queue), settings.runner.max_output_bytes
     )
+    app[DAEMONS] = ExecRunner(
+        executable=settings.airflow_executable,
+        python=settings.airflow_python,
+        env=settings.child_env(os.environ),
+        timeout_s=DAEMON_TIMEOUT_S,
+        kill_grace_s=settings.runner.kill_grace_s,
+        owner=app[OWNER],
+    )
+    app[JOBS] = Jobs(settings.state_dir / "jobs", settings.jobs.retention_s)
+    app[JOBS].load()
     yield
+    await app[JOBS].close()
     if owned:
         await backend.close()
 
@@ -74,7 +90,11 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
     routes = Routes(settings.server.base_path)
     auth = TokenAuth(settings.header_name, settings.tokens, disabled=settings.auth_disabled)
     app = web.Application(
-        middlewares=[errors_middleware(routes), auth_middleware(routes, auth)],
+        middlewares=[
+            forwarded_middleware(frozenset(settings.server.trusted_proxies)),
+            errors_middleware(routes),
+            auth_middleware(routes, auth),
+        ],
         # Room for a DAG upload at its size limit plus the multipart framing.
         client_max_size=settings.deploy.max_bytes * 2 + 64 * 1024,
     )
@@ -87,7 +107,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(template_dir()), autoescape=True)
 
     base = settings.server.base_path
-    for table in (ops.routes, plugin.routes, page.routes):
+    for table in (ops.routes, plugin.routes, jobs.routes, page.routes):
         for route in table:
             assert isinstance(route, web.RouteDef)
             app.router.add_route(route.method, base + route.path, route.handler, **route.kwargs)

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_HEADER_NAME = "rest_api_plugin_http_token"
-DEFAULT_DISABLED_APIS = ("scheduler", "worker", "flower", "kerberos", "serve_logs")
+DEFAULT_DISABLED_APIS = ("scheduler", "triggerer", "dag_processor", "worker", "flower", "kerberos", "serve_logs")
 PLUGIN_SECTION = "rest_api_plugin"
 
 
@@ -116,6 +116,16 @@ class ApisSettings(_Model):
     disabled: tuple[str, ...] = DEFAULT_DISABLED_APIS
 
 
+class StreamingSettings(_Model):
+    #: A heartbeat goes out after this much silence (keep it below the proxy's read timeout).
+    heartbeat_s: float = Field(15.0, gt=0)
+
+
+class JobsSettings(_Model):
+    #: Finished jobs (and their logs) are kept this long.
+    retention_s: float = Field(7 * 24 * 3600.0, gt=0)
+
+
 class DeploySettings(_Model):
     max_bytes: int = Field(1024 * 1024, ge=1)
 
@@ -134,6 +144,8 @@ class FileSettings(_Model):
     runner: RunnerSettings = RunnerSettings()
     apis: ApisSettings = ApisSettings()
     deploy: DeploySettings = DeploySettings()
+    streaming: StreamingSettings = StreamingSettings()
+    jobs: JobsSettings = JobsSettings()
     rest_api_plugin: CompatSettings = CompatSettings()
     state_dir: Path | None = None
 
@@ -158,6 +170,8 @@ class Settings:
         self.runner = file.runner
         self.runner_mode = file.runner.mode if file.runner.mode != "auto" else _auto_mode()
         self.deploy = file.deploy
+        self.streaming = file.streaming
+        self.jobs = file.jobs
         self.disabled_apis = frozenset(file.apis.disabled)
 
         home = file.airflow.home or Path(environ.get("AIRFLOW_HOME", "~/airflow"))

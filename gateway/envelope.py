@@ -24,18 +24,22 @@ def dumps(body: Any) -> str:
     return json.dumps(body, sort_keys=True, default=str)
 
 
-def plugin_response(
-    call_time: datetime, http_status: int, output: Any, *, headers: dict[str, str] | None = None, **fields: Any
-) -> web.Response:
+def plugin_body(call_time: datetime, http_status: int, output: Any, **fields: Any) -> dict[str, Any]:
     """One envelope: ``status`` follows the HTTP code; fields that are None are left out."""
-    body = {
+    return {
         "call_time": http_date(call_time),
         "http_response_code": http_status,
         "output": output,
         "status": "OK" if http_status < 400 else "ERROR",
         **{k: v for k, v in fields.items() if v is not None},
+        "response_time": http_date(utc_now()),
     }
-    body["response_time"] = http_date(utc_now())
+
+
+def plugin_response(
+    call_time: datetime, http_status: int, output: Any, *, headers: dict[str, str] | None = None, **fields: Any
+) -> web.Response:
+    body = plugin_body(call_time, http_status, output, **fields)
     return web.Response(status=http_status, text=dumps(body), content_type="application/json", headers=headers)
 
 

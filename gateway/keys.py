@@ -9,7 +9,8 @@ from aiohttp import web
 
 from .auth import Principal
 from .config import Settings
-from .runner import Backend, CommandRunner
+from .jobs import Jobs
+from .runner import Backend, CommandRunner, ExecRunner
 
 SETTINGS = web.AppKey("settings", Settings)
 RUNNER = web.AppKey("runner", CommandRunner)
@@ -20,6 +21,12 @@ OWNER = web.AppKey("owner", str)
 #: Deploys are serialized: two uploads of one file name must not interleave.
 DEPLOY_LOCK = web.AppKey("deploy_lock", asyncio.Lock)
 
+JOBS = web.AppKey("jobs", Jobs)
+#: Daemons (scheduler, triggerer, ...) always run exec'd, outside admission, as jobs.
+DAEMONS = web.AppKey("daemons", ExecRunner)
+
 PRINCIPAL = web.RequestKey("principal", Principal)
+#: ``X-Forwarded-Prefix`` from a trusted proxy: links the gateway emits start with it.
+FORWARDED_PREFIX = web.RequestKey("forwarded_prefix", str)
 #: When the request arrived (the envelope's ``call_time``).
 CALL_TIME = web.RequestKey("call_time", datetime)

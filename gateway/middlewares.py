@@ -10,7 +10,7 @@ from aiohttp.typedefs import Handler
 
 from .auth import TokenAuth
 from .envelope import error_response, plugin_response, utc_now
-from .keys import CALL_TIME, PRINCIPAL
+from .keys import CALL_TIME, FORWARDED_PREFIX, PRINCIPAL, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,35 @@ class Routes:
     def is_public(self, path: str) -> bool:
         local = self.local(path)
         return local in ("/health", f"{PLUGIN_PREFIX}/", PLUGIN_PREFIX) or local.startswith("/static/")
+
+
+def link(request: web.Request, path: str) -> str:
+    """An absolute path for a link the gateway emits, right behind a (trusted) proxy and under base_path."""
+    return request.get(FORWARDED_PREFIX, "") + request.app[SETTINGS].server.base_path + path
+
+
+def forwarded_middleware(trusted_proxies: frozenset[str]) -> Callable[[web.Request, Handler], object]:
+    """Honour ``X-Forwarded-For/Proto/Host/Prefix`` only from ``server.trusted_proxies`` (others could lie)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.remote not in trusted_proxies:
+            return await handler(request)
+        changes: dict[str, str] = {}
+        forwarded_for = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+        if forwarded_for:
+            changes["remote"] = forwarded_for
+        if request.headers.get("X-Forwarded-Proto") in ("http", "https"):
+            changes["scheme"] = request.headers["X-Forwarded-Proto"]
+        if request.headers.get("X-Forwarded-Host"):
+            changes["host"] = request.headers["X-Forwarded-Host"]
+        cloned = request.clone(**changes) if changes else request
+        prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
+        if prefix.startswith("/"):
+            cloned[FORWARDED_PREFIX] = prefix
+        return await handler(cloned)
+
+    return middleware
 
 
 def family_error(

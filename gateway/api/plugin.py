@@ -1,4 +1,9 @@
-"""``GET|POST /admin/rest_api/api?api=NAME``: the REST API plugin's contract, every API from the catalog."""
+"""``GET|POST /admin/rest_api/api?api=NAME``: the REST API plugin's contract, every API from the catalog.
+
+Besides the API's own arguments, two gateway options: ``stream=true|text`` (or ``Accept:
+text/event-stream``) streams the output as it is printed; ``async=true`` starts a background job
+and answers 202 with its URLs.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,18 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 
 from .. import __version__
-from ..catalog import CATALOG, Api, ApiError, Kind, Outcome, Upload, validate
+from ..catalog import CATALOG, Api, ApiError, Kind, Outcome, Upload, Values, parse_bool, validate
 from ..dagfiles import deploy_dag
-from ..envelope import plugin_response
-from ..keys import CALL_TIME, PRINCIPAL, RUNNER, SETTINGS
+from ..envelope import dumps, plugin_body
+from ..keys import CALL_TIME, DAEMONS, JOBS, PRINCIPAL, RUNNER, SETTINGS
 from ..output import Failure, classify_failure, split_log_lines
-from ..runner import Overloaded, RunnerUnavailable, RunResult, RunState
+from ..runner import Collector, Command, Overloaded, RunnerUnavailable, RunResult, RunState
+from ..streaming import ClientGone, EventWriter, Format, Lines, chunks_with_heartbeats, stream_format
+from .jobs import job_urls
 
 routes = web.RouteTableDef()
+#: Request keys that are options of the gateway, not arguments of the API.
+OPTIONS = ("stream", "async")
 
 
 @dataclass(frozen=True)
@@ -87,15 +96,23 @@ class Reply:
         self.request = request
         self.fields = {"arguments": _masked(api, params.query), "post_arguments": _masked(api, params.body) or None}
 
+    def body(self, http_status: int, output: Any, **fields: Any) -> dict[str, Any]:
+        return plugin_body(self.request[CALL_TIME], http_status, output, **self.fields, **fields)
+
     def __call__(
         self, http_status: int, output: Any, headers: dict[str, str] | None = None, **fields: Any
     ) -> web.Response:
-        return plugin_response(self.request[CALL_TIME], http_status, output, headers=headers, **self.fields, **fields)
+        return self.json(self.body(http_status, output, **fields), headers)
 
-    def result(
-        self, api: Api, values: dict[str, Any], command_display: str, result: RunResult, split_logs: bool
-    ) -> web.Response:
-        stdout, log = split_log_lines(result.stdout) if split_logs and api.split_logs else (result.stdout, "")
+    def json(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+        return web.Response(
+            status=body["http_response_code"], text=dumps(body), content_type="application/json", headers=headers
+        )
+
+    def result_body(self, api: Api, values: Values, command_display: str, result: RunResult) -> dict[str, Any]:
+        """The envelope of a finished command (the buffered answer, or a stream's last event)."""
+        split = self.request.app[SETTINGS].filter_loading_messages and api.split_logs
+        stdout, log = split_log_lines(result.stdout) if split else (result.stdout, "")
         output = {"stdout": stdout, "stderr": result.stderr, **({"log": log} if log else {})}
         if result.state is RunState.TIMED_OUT:
             outcome = Outcome(failure=Failure(504, "The command ran past runner.timeout_s and was killed"))
@@ -103,23 +120,21 @@ class Reply:
             outcome = Outcome(failure=classify_failure(result.exit_code, stdout, result.stderr))
         else:
             outcome = api.parse(values, stdout)
-        status = outcome.failure.http_status if outcome.failure else 200
-        error = outcome.failure.message if outcome.failure else None
-        return self(
-            status,
+        return self.body(
+            outcome.failure.http_status if outcome.failure else 200,
             output,
             airflow_cmd=command_display,
             exit_code=result.exit_code,
             duration_s=round(result.duration_s, 3),
             truncated=result.truncated,
             data=outcome.data,
-            error=error,
+            error=outcome.failure.message if outcome.failure else None,
             warning=outcome.warning,
         )
 
 
 @routes.route("*", "/admin/rest_api/api")
-async def plugin_api(request: web.Request) -> web.Response:
+async def plugin_api(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     try:
         params = await read_params(request, settings.deploy.max_bytes)
@@ -127,6 +142,7 @@ async def plugin_api(request: web.Request) -> web.Response:
         return Reply(request, Params(dict(request.query), {}), None)(exc.status, exc.message)
     merged = params.merged
     name = str(merged.pop("api", "") or "").strip().lower()
+    options = {key: merged.pop(key) for key in OPTIONS if key in merged}
     api = CATALOG.get(name)
     reply = Reply(request, params, api)
     if not name:
@@ -134,7 +150,7 @@ async def plugin_api(request: web.Request) -> web.Response:
     if api is None:
         return reply(400, f"API '{name}' was not found")
     try:
-        return await _call(request, reply, api, merged)
+        return await _call(request, reply, api, merged, options)
     except ApiError as exc:
         return reply(exc.status, exc.message)
     except Overloaded as exc:
@@ -143,7 +159,9 @@ async def plugin_api(request: web.Request) -> web.Response:
         return reply(503, str(exc))
 
 
-async def _call(request: web.Request, reply: Reply, api: Api, raw: dict[str, Any]) -> web.Response:
+async def _call(
+    request: web.Request, reply: Reply, api: Api, raw: dict[str, Any], options: dict[str, Any]
+) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     principal = request[PRINCIPAL]
     if not principal.may_call(api.name):
@@ -158,20 +176,70 @@ async def _call(request: web.Request, reply: Reply, api: Api, raw: dict[str, Any
             f"API '{api.name}' is disabled on this gateway. It starts a long-running daemon; to allow it, "
             f"remove '{api.name}' from apis.disabled in the gateway config.",
         )
-    if api.kind is Kind.DAEMON:
-        raise ApiError(
-            501,
-            f"API '{api.name}' starts a daemon, which the gateway runs only as a managed background job; "
-            "this version has no job support yet.",
-        )
+    run_async = "async" in options and parse_bool("async", options["async"])
+    fmt = stream_format(options.get("stream"), request.headers.get("Accept", ""))
+    if api.kind is Kind.DAEMON and not run_async:
+        raise ApiError(400, f"API '{api.name}' starts a daemon, which runs only as a background job: add async=true")
     values = validate(api, raw)
     if api.name == "rest_api_plugin_version":
         return reply(200, __version__)
-    runner = request.app[RUNNER]
     if api.name == "deploy_dag":
         deployed = await deploy_dag(request.app, values)
         return reply(deployed.http_status, deployed.message, data=deployed.data, warning=deployed.warning)
     assert api.build is not None
     command = api.build(values)
-    result = await runner.run(command)
-    return reply.result(api, values, command.display(), result, settings.filter_loading_messages)
+    if run_async:
+        return _start_job(request, reply, api, command)
+    if fmt is not None:
+        return await stream_command(request, reply, api, values, command, fmt)
+    result = await request.app[RUNNER].run(command)
+    return reply.json(reply.result_body(api, values, command.display(), result))
+
+
+def _start_job(request: web.Request, reply: Reply, api: Api, command: Command) -> web.Response:
+    jobs = request.app[JOBS]
+    owner = request[PRINCIPAL].name
+    if api.kind is Kind.DAEMON:
+        # Daemons never take an admission slot (they would hold it forever) and always run exec'd.
+        job = jobs.submit(api.name, command, owner, request.app[DAEMONS].start, daemon=True)
+    else:
+        runner = request.app[RUNNER]
+        if runner.admission.full:
+            raise Overloaded(runner.admission.retry_after_s)
+        job = jobs.submit(api.name, command, owner, runner.start)
+    return reply(
+        202,
+        f"Job {job.id} started",
+        airflow_cmd=job.command,
+        job_id=job.id,
+        data=job.public(),
+        **job_urls(request, job),
+    )
+
+
+async def stream_command(
+    request: web.Request, reply: Reply, api: Api, values: Values, command: Command, fmt: Format
+) -> web.StreamResponse:
+    """Output lines as they are printed, then the envelope as the last event. Admission errors come first, as JSON."""
+    settings = request.app[SETTINGS]
+    runner = request.app[RUNNER]
+    async with runner.start(command) as run:
+        writer = await EventWriter.open(request, fmt)
+        lines, kept = Lines(), Collector(runner.max_output_bytes)
+        try:
+            async for chunk in chunks_with_heartbeats(request, run, settings.streaming.heartbeat_s, writer.heartbeat):
+                kept.add(chunk)
+                for stream, text in lines.feed(chunk):
+                    await writer.event("output", {"stream": stream, "text": text})
+            for stream, text in lines.rest():
+                await writer.event("output", {"stream": stream, "text": text})
+        except (ClientGone, ConnectionError):
+            return writer.response  # leaving the block kills the run's process group
+    if run.lost:
+        body = reply.body(503, run.lost)
+    else:
+        body = reply.result_body(api, values, command.display(), kept.result(run))
+        body.pop("output", None)  # already streamed
+    await writer.event("result", body)
+    await writer.response.write_eof()
+    return writer.response

@@ -392,6 +392,43 @@ def clear(v: Values) -> Command:
     )
 
 
+def _celery(*argv: str) -> Command:
+    import importlib.util
+
+    if importlib.util.find_spec("airflow.providers.celery") is None:
+        raise ApiError(501, "This API needs apache-airflow-providers-celery, which is not installed")
+    return airflow("celery", *argv, env=INFO_ENV)
+
+
+def scheduler(v: Values) -> Command:
+    return airflow("scheduler", *_opt("--num-runs", v.get("num_runs")), env=INFO_ENV)
+
+
+def triggerer(v: Values) -> Command:
+    return airflow("triggerer", *_opt("--capacity", v.get("capacity")), env=INFO_ENV)
+
+
+def dag_processor(v: Values) -> Command:
+    return airflow("dag-processor", *_opt("--num-runs", v.get("num_runs")), env=INFO_ENV)
+
+
+def kerberos(v: Values) -> Command:
+    return airflow("kerberos", *(("--", v["principal"]) if "principal" in v else ()), env=INFO_ENV)
+
+
+def worker(v: Values) -> Command:
+    return _celery("worker", *_opt("--queues", v.get("queues")), *_opt("--concurrency", v.get("concurrency")))
+
+
+def flower(v: Values) -> Command:
+    return _celery(
+        "flower",
+        *_opt("--hostname", v.get("hostname")),
+        *_opt("--port", v.get("port")),
+        *_opt("--broker-api", v.get("broker_api")),
+    )
+
+
 def refresh_dag(v: Values) -> Command:
     return Command(argv=("refresh-dag", v["dag_id"]), helper=True, env=DATA_ENV)
 

@@ -19,6 +19,7 @@ __all__ = [
     "OWNER_ENV",
     "Admission",
     "Chunk",
+    "Collector",
     "Command",
     "CommandRunner",
     "ExecRun",
@@ -33,25 +34,38 @@ __all__ = [
 ]
 
 
+class Collector:
+    """Keeps a run's output up to ``max_output_bytes`` (the rest is dropped and flagged ``truncated``)."""
+
+    def __init__(self, max_output_bytes: int) -> None:
+        self._kept = {"stdout": bytearray(), "stderr": bytearray()}
+        self._room = max_output_bytes
+        self.truncated = False
+
+    def add(self, chunk: Chunk) -> None:
+        piece = chunk.data[: self._room]
+        if len(piece) < len(chunk.data):
+            self.truncated = True
+        self._kept[chunk.stream] += piece
+        self._room -= len(piece)
+
+    def result(self, run: Run) -> RunResult:
+        return RunResult(
+            state=run.state,
+            exit_code=run.exit_code,
+            duration_s=run.duration_s,
+            stdout=self._kept["stdout"].decode("utf-8", errors="replace"),
+            stderr=self._kept["stderr"].decode("utf-8", errors="replace"),
+            truncated=self.truncated,
+        )
+
+
 async def collect(run: Run, max_output_bytes: int) -> RunResult:
     """Buffer a run's whole output, keeping at most ``max_output_bytes`` (the rest is read and dropped)."""
-    kept = {"stdout": bytearray(), "stderr": bytearray()}
-    room = max_output_bytes
-    truncated = False
+    collector = Collector(max_output_bytes)
     async for chunk in run.output():
-        piece = chunk.data[:room]
-        if len(piece) < len(chunk.data):
-            truncated = True
-        kept[chunk.stream] += piece
-        room -= len(piece)
-    return RunResult(
-        state=run.state,
-        exit_code=run.exit_code,
-        duration_s=run.duration_s,
-        stdout=kept["stdout"].decode("utf-8", errors="replace"),
-        stderr=kept["stderr"].decode("utf-8", errors="replace"),
-        truncated=truncated,
-    )
+        collector.add(chunk)
+    return collector.result(run)
 
 
 def _write_files(directory: str, files: Mapping[str, bytes]) -> None:

@@ -30,9 +30,14 @@ class Admission:
         self.running = 0
         self.waiting = 0
 
+    @property
+    def full(self) -> bool:
+        """Every slot busy and the queue full: the next request would be refused."""
+        return self._slots.locked() and self.waiting >= self.max_queue
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        if self._slots.locked() and self.waiting >= self.max_queue:
+        if self.full:
             raise Overloaded(self.retry_after_s)
         self.waiting += 1
         try:

@@ -25,6 +25,8 @@ class RunState(enum.StrEnum):
     CANCELLED = "cancelled"
     #: Killed because it ran past its timeout.
     TIMED_OUT = "timed_out"
+    #: Nobody saw it end: the gateway (or the warm runner's fork server) stopped while it ran.
+    LOST = "lost"
 
 
 @dataclass(frozen=True)

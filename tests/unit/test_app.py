@@ -115,10 +115,16 @@ async def test_bad_input_is_a_json_envelope_and_starts_nothing(
     assert client.app[RUNNER].started == 0
 
 
-async def test_enabled_daemons_are_still_refused_until_jobs_exist(make: Any) -> None:
+async def test_enabled_daemons_run_only_as_jobs(make: Any) -> None:
     client = await make(apis={"disabled": []})
     resp = await client.get(PLUGIN, params={"api": "scheduler"}, headers=AUTH)
-    assert resp.status == 501
+    assert resp.status == 400 and "add async=true" in (await resp.json())["output"]
+    resp = await client.get(PLUGIN, params={"api": "scheduler", "num_runs": "1", "async": "true"}, headers=AUTH)
+    assert resp.status == 202
+    body = await resp.json()
+    assert body["airflow_cmd"] == "airflow scheduler --num-runs=1" and body["data"]["daemon"] is True
+    status = await client.get(body["status_url"], headers=AUTH)
+    assert (await status.json())["api"] == "scheduler"
 
 
 async def test_json_and_form_bodies(make: Any) -> None:

@@ -1,0 +1,148 @@
+"""Streaming a run's output as it is printed: NDJSON, Server-Sent Events, or plain text.
+
+Built for proxies: ``X-Accel-Buffering: no`` and ``Cache-Control: no-cache`` on every stream, no
+compression, a heartbeat after ``heartbeat_s`` of silence (so nginx's ``proxy_read_timeout`` never
+fires), and over-long lines split instead of failing. When the client goes away, the run is
+cancelled, which kills its process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from .runner import Chunk, Run
+from .runner.base import Stream
+
+#: Longest line sent as one event; longer ones are split (never fatal).
+MAX_LINE_BYTES = 32 * 1024
+#: How often a waiting stream checks that its client is still there.
+DISCONNECT_POLL_S = 0.25
+
+
+class Format(enum.Enum):
+    NDJSON = "application/x-ndjson"
+    SSE = "text/event-stream"
+    TEXT = "text/plain"
+
+
+def stream_format(stream_value: Any, accept: str) -> Format | None:
+    """Which format the request asks for (``stream=true|text``, ``Accept: text/event-stream``), if any."""
+    from .catalog import parse_bool
+
+    if isinstance(stream_value, str) and stream_value.strip().lower() == "text":
+        return Format.TEXT
+    wanted = stream_value is not None and parse_bool("stream", stream_value)
+    if "text/event-stream" in accept:
+        return Format.SSE if wanted or stream_value is None else None
+    return Format.NDJSON if wanted else None
+
+
+class Lines:
+    """Turns a stream's chunks into whole lines (split at ``MAX_LINE_BYTES``), keeping partial lines until complete."""
+
+    def __init__(self) -> None:
+        self._pending: dict[Stream, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+
+    def feed(self, chunk: Chunk) -> list[tuple[Stream, str]]:
+        buffer = self._pending[chunk.stream]
+        buffer += chunk.data
+        lines = []
+        while True:
+            newline = buffer.find(b"\n")
+            if newline == -1 and len(buffer) < MAX_LINE_BYTES:
+                break
+            cut = newline + 1 if newline != -1 and newline < MAX_LINE_BYTES else MAX_LINE_BYTES
+            lines.append((chunk.stream, _decode(bytes(buffer[:cut]))))
+            del buffer[:cut]
+        return lines
+
+    def rest(self) -> list[tuple[Stream, str]]:
+        out = [(stream, _decode(bytes(buffer))) for stream, buffer in self._pending.items() if buffer]
+        for buffer in self._pending.values():
+            buffer.clear()
+        return out
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace").rstrip("\n")
+
+
+class EventWriter:
+    """Writes events in one format onto a prepared :class:`web.StreamResponse`."""
+
+    def __init__(self, response: web.StreamResponse, fmt: Format) -> None:
+        self.response = response
+        self.format = fmt
+
+    @classmethod
+    async def open(cls, request: web.Request, fmt: Format) -> EventWriter:
+        content_type = fmt.value + ("; charset=utf-8" if fmt is not Format.SSE else "")
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "Content-Type": content_type,
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+                "Content-Encoding": "identity",
+            },
+        )
+        await response.prepare(request)
+        return cls(response, fmt)
+
+    async def event(self, kind: str, payload: dict[str, Any]) -> None:
+        if self.format is Format.NDJSON:
+            data = json.dumps({"type": kind, **payload}) + "\n"
+        elif self.format is Format.SSE:
+            data = f"event: {kind}\ndata: {json.dumps(payload)}\n\n"
+        elif kind == "output":
+            data = payload["text"] + "\n"
+        else:
+            data = f"[{kind}] {json.dumps(payload, sort_keys=True)}\n"
+        await self.response.write(data.encode())
+
+    async def heartbeat(self) -> None:
+        if self.format is Format.NDJSON:
+            await self.response.write(b'{"type": "heartbeat"}\n')
+        elif self.format is Format.SSE:
+            await self.response.write(b": heartbeat\n\n")
+        # Plain text has no room for a heartbeat that is not output; it relies on the proxy's timeout.
+
+
+class ClientGone(Exception):
+    """The client closed the connection; the run must be stopped."""
+
+
+async def chunks_with_heartbeats(
+    request: web.Request, run: Run, heartbeat_s: float, on_idle: Callable[[], Awaitable[None]]
+) -> AsyncIterator[Chunk]:
+    """The run's chunks; ``on_idle`` after each ``heartbeat_s`` of silence; :class:`ClientGone` on disconnect."""
+    chunks = run.output().__aiter__()
+    pending: asyncio.Future[Chunk] = asyncio.ensure_future(anext(chunks))
+    loop = asyncio.get_running_loop()
+    quiet_since = loop.time()
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=DISCONNECT_POLL_S)
+            if request.transport is None or request.transport.is_closing():
+                raise ClientGone
+            if not done:
+                if loop.time() - quiet_since >= heartbeat_s:
+                    await on_idle()
+                    quiet_since = loop.time()
+                continue
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                return
+            quiet_since = loop.time()
+            yield chunk
+            pending = asyncio.ensure_future(anext(chunks))
+    finally:
+        if not pending.done():
+            pending.cancel()
