@@ -52,6 +52,18 @@ setup_demo() {
   fi
 }
 
+# The proxy tests need Debian's nginx; install it when missing and we can (root with apt).
+ensure_nginx() {
+  if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing nginx (Debian package) for the proxy tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx) > "$DEMO/apt-nginx.log" 2>&1 \
+      || say "WARNING: could not install nginx (see $DEMO/apt-nginx.log): the proxy tests will be SKIPPED"
+  else
+    say "WARNING: nginx is missing and cannot be installed here: the proxy tests will be SKIPPED"
+  fi
+}
+
 case "${1:-serve}" in
   serve)
     setup_venv
@@ -65,6 +77,7 @@ case "${1:-serve}" in
     shift || true
     setup_venv
     setup_demo
+    ensure_nginx
     say "ruff"
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .

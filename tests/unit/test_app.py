@@ -169,3 +169,32 @@ async def test_overload_is_503_with_retry_after(make: Any) -> None:
     assert resp.status == 503
     assert resp.headers["Retry-After"].isdigit()
     assert (await resp.json())["http_response_code"] == 503
+
+
+async def test_a_stream_refused_by_admission_is_plain_json(make: Any) -> None:
+    client = await make(runner={"max_concurrency": 1, "max_queue": 0})
+    async with client.app[RUNNER].admission.slot():
+        resp = await client.get(PLUGIN, params={"api": "version", "stream": "true"}, headers=AUTH)
+        assert resp.status == 503 and resp.content_type == "application/json"
+        resp = await client.get(PLUGIN, params={"api": "version", "async": "true"}, headers=AUTH)
+        assert resp.status == 503 and resp.headers["Retry-After"]
+
+
+async def test_jobs_are_visible_only_to_tokens_allowed_their_api(make: Any) -> None:
+    client = await make(
+        auth={
+            "tokens": [
+                {"name": "admin", "token": TOKEN},
+                {"name": "ci", "token": "ci-token-0123456789", "allow": ["trigger_dag"]},
+            ]
+        }
+    )
+    resp = await client.get(PLUGIN, params={"api": "version", "async": "1"}, headers=AUTH)
+    job = await resp.json()
+    ci = {"Authorization": "Bearer ci-token-0123456789"}
+    assert (await client.get(job["status_url"], headers=ci)).status == 404
+    assert (await (await client.get("/api/jobs", headers=ci)).json())["jobs"] == []
+    assert (await client.delete(job["cancel_url"], headers=ci)).status == 404
+    assert (await client.get(job["status_url"])).status == 403
+    listed = await (await client.get("/api/jobs", headers=AUTH)).json()
+    assert [j["id"] for j in listed["jobs"]] == [job["job_id"]]

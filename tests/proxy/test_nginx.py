@@ -1,0 +1,175 @@
+"""Through Debian's real nginx: the shipped config/nginx.conf, and a bare `proxy_pass` location.
+
+Needs the nginx binary (./run.sh test installs it); without it these tests are skipped, loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.keys import RUNNER
+
+from ..support import AUTH, REPO, TOKEN
+
+pytestmark = pytest.mark.integration
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+SLOW = {"api": "test", "dag_id": "gw_probe", "task_id": "slow", "execution_date": "2024-11-11"}
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+if NGINX is None:
+    pytest.skip(
+        "\n\n*** nginx is not installed: the proxy tests are SKIPPED (./run.sh test installs it with apt) ***\n",
+        allow_module_level=True,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Proxied:
+    client: TestClient
+    shipped: str  # base URL through config/nginx.conf
+    bare: str  # base URL through a location that is only `proxy_pass`
+
+
+def render_nginx(directory: Path, gateway_port: int, shipped_port: int, bare_port: int) -> Path:
+    site = (REPO / "config" / "nginx.conf").read_text()
+    site = site.replace("listen 8080;", f"listen 127.0.0.1:{shipped_port};")
+    site = site.replace("server 127.0.0.1:8780;", f"server 127.0.0.1:{gateway_port};")
+    site += (
+        f"\nserver {{\n    listen 127.0.0.1:{bare_port};\n"
+        f"    location /airflow-gw/ {{ proxy_pass http://127.0.0.1:{gateway_port}/; }}\n}}\n"
+    )
+    (directory / "site.conf").write_text(site)
+    temp_paths = ""
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (directory / kind).mkdir()
+        temp_paths += f"    {kind}_temp_path {directory / kind};\n"
+    main = directory / "nginx.conf"
+    main.write_text(
+        ("user root;\n" if os.geteuid() == 0 else "")
+        + f"daemon off;\nworker_processes 1;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log;\n"
+        + "events { worker_connections 64; }\n"
+        + f"http {{\n    access_log off;\n{temp_paths}    include {directory}/site.conf;\n}}\n"
+    )
+    return main
+
+
+def start_nginx(directory: Path, conf: Path, port: int) -> subprocess.Popen[bytes]:
+    assert NGINX is not None
+    check = subprocess.run([NGINX, "-t", "-p", str(directory), "-c", str(conf)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    nginx = subprocess.Popen([NGINX, "-p", str(directory), "-c", str(conf)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return nginx
+        except OSError:
+            assert nginx.poll() is None and time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+async def proxied(make_client: Any, tmp_path: Path) -> AsyncIterator[Proxied]:
+    client: TestClient = await make_client(server={"trusted_proxies": ["127.0.0.1"]})
+    shipped_port, bare_port = free_port(), free_port()
+    conf = render_nginx(tmp_path, client.server.port, shipped_port, bare_port)
+    nginx = start_nginx(tmp_path, conf, shipped_port)
+    try:
+        yield Proxied(client, f"http://127.0.0.1:{shipped_port}/airflow-gw", f"http://127.0.0.1:{bare_port}/airflow-gw")
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+
+
+async def test_a_plugin_call_with_the_underscore_header(proxied: Proxied) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{proxied.shipped}/admin/rest_api/api", params={"api": "version"}, headers=AUTH
+        ) as resp:
+            body = await resp.json()
+        assert resp.status == 200 and body["status"] == "OK"
+        async with session.get(f"{proxied.shipped}/health") as resp:
+            assert resp.status == 200
+
+
+@pytest.mark.parametrize("route", ["shipped", "bare"])
+async def test_streamed_lines_arrive_through_nginx_before_the_result(proxied: Proxied, route: str) -> None:
+    base = getattr(proxied, route)
+    async with aiohttp.ClientSession() as session:
+        url = f"{base}/admin/rest_api/api"
+        async with session.get(url, params={**SLOW, "stream": "true"}, headers=BEARER) as resp:
+            assert resp.status == 200 and resp.content_type == "application/x-ndjson"
+            running_at_first_tick, kinds = None, []
+            async for raw in resp.content:
+                event = json.loads(raw)
+                kinds.append(event["type"])
+                if running_at_first_tick is None and re.search(r"\btick 1\b", event.get("text", "")):
+                    running_at_first_tick = proxied.client.app[RUNNER].admission.running
+    assert running_at_first_tick == 1  # the line came through nginx while the task was still running
+    assert kinds[-1] == "result" and kinds.count("result") == 1
+
+
+async def test_a_dag_upload_through_nginx(proxied: Proxied, airflow_home: Path) -> None:
+    name = f"via_nginx_{os.getpid()}_{time.monotonic_ns()}"
+    source = (
+        "import pendulum\nfrom airflow.sdk import DAG\n"
+        "from airflow.providers.standard.operators.empty import EmptyOperator\n"
+        f"with DAG('{name}', start_date=pendulum.datetime(2024, 1, 1), schedule=None):\n"
+        "    EmptyOperator(task_id='t')\n"
+    )
+    form = aiohttp.FormData()
+    form.add_field("dag_file", source.encode(), filename=f"{name}.py")
+    async with aiohttp.ClientSession() as session:
+        url = f"{proxied.shipped}/admin/rest_api/api"
+        async with session.post(url, params={"api": "deploy_dag"}, data=form, headers=AUTH) as resp:
+            body = await resp.json()
+    assert resp.status == 200, body
+    assert body["data"]["dag_ids"] == [name]
+    assert (airflow_home / "dags" / f"{name}.py").exists()
+
+
+async def test_a_job_started_followed_and_cancelled_through_nginx(proxied: Proxied) -> None:
+    origin = proxied.shipped.removesuffix("/airflow-gw")
+    async with aiohttp.ClientSession() as session:
+        url = f"{proxied.shipped}/admin/rest_api/api"
+        async with session.get(
+            url, params={"api": "list_tasks", "dag_id": "gw_probe", "async": "1"}, headers=AUTH
+        ) as resp:
+            job = await resp.json()
+        assert resp.status == 202
+        assert job["status_url"] == f"/airflow-gw/api/jobs/{job['job_id']}"  # links carry the proxy's prefix
+        async with session.get(origin + job["log_url"], params={"stream": "true"}, headers=AUTH) as resp:
+            events = [json.loads(raw) async for raw in resp.content]
+        assert [e["text"] for e in events if e["type"] == "output"] == ["fails", "hello", "slow"]
+        assert events[-1]["state"] == "succeeded"
+
+        async with session.get(url, params={**SLOW, "async": "1"}, headers=AUTH) as resp:
+            slow = await resp.json()
+        for _ in range(400):
+            async with session.get(origin + slow["status_url"], headers=AUTH) as resp:
+                if (await resp.json())["state"] == "running":
+                    break
+            await asyncio.sleep(0.05)
+        async with session.delete(origin + slow["cancel_url"], headers=AUTH) as resp:
+            assert resp.status == 200 and (await resp.json())["state"] == "cancelled"
