@@ -12,12 +12,23 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from .api import jobs, ops, page, plugin
+from .api import experimental, jobs, ops, page, plugin
 from .auth import TokenAuth
 from .catalog import DATA_ENV
 from .config import Settings
+from .experimental.client import AirflowWorker
 from .jobs import Jobs
-from .keys import DAEMONS, DEPLOY_LOCK, JOBS, OWNER, RUNNER, SETTINGS, SHARED_BACKEND
+from .keys import (
+    AIRFLOW_WORKER,
+    DAEMONS,
+    DEPLOY_LOCK,
+    JOBS,
+    OWNER,
+    RUNNER,
+    SETTINGS,
+    SHARED_AIRFLOW_WORKER,
+    SHARED_BACKEND,
+)
 from .middlewares import Routes, auth_middleware, errors_middleware, forwarded_middleware
 from .runner import Admission, Backend, CommandRunner, ExecRunner, WarmRunner
 
@@ -79,14 +90,27 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[JOBS] = Jobs(settings.state_dir / "jobs", settings.jobs.retention_s)
     app[JOBS].load()
+    worker = app.get(SHARED_AIRFLOW_WORKER) or AirflowWorker(
+        python=settings.airflow_python,
+        env=settings.child_env(os.environ),
+        owner=app[OWNER],
+        startup_timeout_s=settings.runner.startup_timeout_s,
+    )
+    app[AIRFLOW_WORKER] = worker
+    if settings.experimental.warm_at_start:
+        worker.warm()
     yield
     await app[JOBS].close()
+    if SHARED_AIRFLOW_WORKER not in app:
+        await worker.close()
     if owned:
         await backend.close()
 
 
-def create_app(settings: Settings, backend: Backend | None = None) -> web.Application:
-    """The gateway. ``backend``: a runner backend to use instead of building one (the caller owns it)."""
+def create_app(
+    settings: Settings, backend: Backend | None = None, airflow_worker: AirflowWorker | None = None
+) -> web.Application:
+    """The gateway. ``backend``, ``airflow_worker``: use these instead of starting new ones (the caller owns them)."""
     routes = Routes(settings.server.base_path)
     auth = TokenAuth(settings.header_name, settings.tokens, disabled=settings.auth_disabled)
     app = web.Application(
@@ -101,13 +125,15 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
     app[SETTINGS] = settings
     if backend is not None:
         app[SHARED_BACKEND] = backend
+    if airflow_worker is not None:
+        app[SHARED_AIRFLOW_WORKER] = airflow_worker
     app[OWNER] = f"gw-{os.getpid()}-{secrets.token_hex(4)}"
     app[DEPLOY_LOCK] = asyncio.Lock()
     app.cleanup_ctx.append(_runner_ctx)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(template_dir()), autoescape=True)
 
     base = settings.server.base_path
-    for table in (ops.routes, plugin.routes, jobs.routes, page.routes):
+    for table in (ops.routes, plugin.routes, jobs.routes, experimental.routes, page.routes):
         for route in table:
             assert isinstance(route, web.RouteDef)
             app.router.add_route(route.method, base + route.path, route.handler, **route.kwargs)

@@ -126,6 +126,11 @@ class JobsSettings(_Model):
     retention_s: float = Field(7 * 24 * 3600.0, gt=0)
 
 
+class ExperimentalSettings(_Model):
+    #: Start the Airflow worker with the app (else on the first experimental request).
+    warm_at_start: bool = True
+
+
 class DeploySettings(_Model):
     max_bytes: int = Field(1024 * 1024, ge=1)
 
@@ -146,6 +151,7 @@ class FileSettings(_Model):
     deploy: DeploySettings = DeploySettings()
     streaming: StreamingSettings = StreamingSettings()
     jobs: JobsSettings = JobsSettings()
+    experimental: ExperimentalSettings = ExperimentalSettings()
     rest_api_plugin: CompatSettings = CompatSettings()
     state_dir: Path | None = None
 
@@ -172,6 +178,7 @@ class Settings:
         self.deploy = file.deploy
         self.streaming = file.streaming
         self.jobs = file.jobs
+        self.experimental = file.experimental
         self.disabled_apis = frozenset(file.apis.disabled)
 
         home = file.airflow.home or Path(environ.get("AIRFLOW_HOME", "~/airflow"))

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .auth import Principal
 from .config import Settings
+from .experimental.client import AirflowWorker
 from .jobs import Jobs
 from .runner import Backend, CommandRunner, ExecRunner
 
@@ -22,6 +23,9 @@ OWNER = web.AppKey("owner", str)
 DEPLOY_LOCK = web.AppKey("deploy_lock", asyncio.Lock)
 
 JOBS = web.AppKey("jobs", Jobs)
+#: The persistent Airflow process that answers the experimental API.
+AIRFLOW_WORKER = web.AppKey("airflow_worker", AirflowWorker)
+SHARED_AIRFLOW_WORKER = web.AppKey("shared_airflow_worker", AirflowWorker)
 #: Daemons (scheduler, triggerer, ...) always run exec'd, outside admission, as jobs.
 DAEMONS = web.AppKey("daemons", ExecRunner)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import build_backend, create_app
 from gateway.config import parse_settings
+from gateway.experimental.client import AirflowWorker
 from gateway.runner import WarmRunner
 
 from .support import OWNER_PREFIX, assert_nothing_left, make_airflow_home, settings_dict
@@ -34,6 +36,20 @@ async def warm_backend(airflow_home: Path) -> AsyncIterator[WarmRunner]:
     backend.open()
     yield backend
     await backend.close()
+
+
+@pytest.fixture(scope="session")
+async def airflow_worker(airflow_home: Path) -> AsyncIterator[AirflowWorker]:
+    """One Airflow worker (experimental API) for the session."""
+    settings = parse_settings(settings_dict(airflow_home))
+    worker = AirflowWorker(
+        python=settings.airflow_python,
+        env=settings.child_env(os.environ),
+        owner=f"{OWNER_PREFIX}shared-worker",
+        startup_timeout_s=120,
+    )
+    yield worker
+    await worker.close()
 
 
 @pytest.fixture(params=["exec", "warm"])

@@ -51,6 +51,8 @@ def settings_dict(home: Path | None = None, **sections: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "auth": {"tokens": [{"name": "admin", "token": TOKEN}]},
         "airflow": {"env": {"AIRFLOW__CORE__LOAD_EXAMPLES": "False"}},
+        # Most tests never call the experimental API: its worker starts on first use there.
+        "experimental": {"warm_at_start": False},
     }
     if home is not None:
         data["airflow"]["home"] = str(home)
@@ -85,10 +87,13 @@ def zombies() -> list[psutil.Process]:
     return out
 
 
-def is_live_zygote(process: psutil.Process) -> bool:
-    """A warm runner's fork server, still owned by this test process (its forked children are not)."""
+SERVICES = ("gateway.runner.zygote", "gateway.experimental.worker")
+
+
+def is_live_service(process: psutil.Process) -> bool:
+    """A warm fork server or Airflow worker still owned by this test process (a zygote's children are not)."""
     try:
-        return process.ppid() == os.getpid() and "gateway.runner.zygote" in " ".join(process.cmdline())
+        return process.ppid() == os.getpid() and any(s in " ".join(process.cmdline()) for s in SERVICES)
     except psutil.Error:
         return False
 
@@ -97,7 +102,7 @@ def assert_nothing_left(timeout_s: float = 3.0) -> None:
     """No process of ours outlives its request (a brief grace for the kernel to finish killing)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        left = [p for p in owned_processes() if _alive(p) and not is_live_zygote(p)] + zombies()
+        left = [p for p in owned_processes() if _alive(p) and not is_live_service(p)] + zombies()
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.05)

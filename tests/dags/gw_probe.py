@@ -2,7 +2,7 @@
 
 import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Asset
 
 with DAG(
     dag_id="gw_probe",
@@ -23,3 +23,14 @@ with DAG(
     catchup=False,
 ) as daily:
     BashOperator(task_id="report", bash_command="echo 'report for {{ ds }}'")
+
+with DAG(
+    dag_id="gw_assets",
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    schedule=None,
+    catchup=False,
+) as assets:
+    raw, clean = Asset("s3://lake/raw/orders"), Asset("s3://lake/clean/orders")
+    produce = BashOperator(task_id="produce", bash_command="echo produce", outlets=[raw])
+    refine = BashOperator(task_id="refine", bash_command="echo refine", inlets=[raw], outlets=[clean])
+    produce >> refine

@@ -1,0 +1,50 @@
+"""The Airflow worker: one persistent process with Airflow imported, answering experimental-API operations.
+
+Started by the gateway as ``python -m gateway.experimental.worker --fd N`` in Airflow's environment,
+where fd N is one end of a socketpair. One JSON object a line each way:
+
+    gateway → worker   {"id": 7, "op": "pools", "args": {}}
+    worker  → gateway  {"id": 7, "status": 200, "body": [...]}
+
+Operations run one at a time, each in its own DB transaction (SQLite serialises writers anyway).
+Nothing but the protocol is written to the socket: stdout is pointed at stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import traceback
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="gateway.experimental.worker")
+    parser.add_argument("--fd", type=int, required=True)
+    args = parser.parse_args()
+    sys.stdout = sys.stderr  # log lines must never land in the protocol
+    channel = socket.socket(fileno=args.fd)
+    reader, writer = channel.makefile("rb"), channel.makefile("wb")
+
+    import sqlalchemy.orm
+
+    from . import ops
+
+    sqlalchemy.orm.configure_mappers()
+    ops.run("pools", {})  # first query: compile and connect now, not on the first request
+    writer.write(b'{"ready": true}\n')
+    writer.flush()
+    for line in reader:
+        request = json.loads(line)
+        try:
+            status, body = ops.run(request["op"], request.get("args", {}))
+        except Exception as exc:
+            traceback.print_exc()
+            status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        writer.write(json.dumps({"id": request["id"], "status": status, "body": body}, default=str).encode() + b"\n")
+        writer.flush()
+
+
+if __name__ == "__main__":
+    main()
