@@ -52,15 +52,17 @@ setup_demo() {
   fi
 }
 
-# The proxy tests need Debian's nginx; install it when missing and we can (root with apt).
-ensure_nginx() {
-  if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then return; fi
+# A Debian tool the tests drive for real (nginx for the proxy tests, chromium for the browser tests):
+# installed when missing and we can (root with apt); otherwise those tests are skipped, loudly.
+ensure_debian_tool() {
+  local binary=$1 package=$2 purpose=$3
+  if command -v "$binary" >/dev/null 2>&1 || [ -x "/usr/sbin/$binary" ]; then return; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing nginx (Debian package) for the proxy tests"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx) > "$DEMO/apt-nginx.log" 2>&1 \
-      || say "WARNING: could not install nginx (see $DEMO/apt-nginx.log): the proxy tests will be SKIPPED"
+    say "installing $package (Debian package) for the $purpose"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package") > "$DEMO/apt-$package.log" 2>&1 \
+      || say "WARNING: could not install $package (see $DEMO/apt-$package.log): the $purpose will be SKIPPED"
   else
-    say "WARNING: nginx is missing and cannot be installed here: the proxy tests will be SKIPPED"
+    say "WARNING: $binary is missing and cannot be installed here: the $purpose will be SKIPPED"
   fi
 }
 
@@ -77,7 +79,8 @@ case "${1:-serve}" in
     shift || true
     setup_venv
     setup_demo
-    ensure_nginx
+    ensure_debian_tool nginx nginx "proxy tests"
+    ensure_debian_tool chromium chromium "browser tests"
     say "ruff"
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .

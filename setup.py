@@ -23,7 +23,7 @@ setup(
         "graphviz>=0.20",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-aiohttp>=1.1", "ruff>=0.6"],
+        "test": ["pytest>=8", "pytest-aiohttp>=1.1", "ruff>=0.6", "playwright>=1.45"],
     },
     entry_points={"console_scripts": ["airflow-rest-gateway=gateway.__main__:main"]},
 )

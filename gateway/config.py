@@ -104,7 +104,8 @@ class RunnerSettings(_Model):
     max_concurrency: int = Field(4, ge=1)
     max_queue: int = Field(64, ge=0)
     timeout_s: float = Field(300.0, gt=0)
-    kill_grace_s: float = Field(3.0, ge=0)
+    #: SIGTERM, then SIGKILL this much later: short, so a hung-up client frees its run within 2 s in total.
+    kill_grace_s: float = Field(1.0, ge=0)
     max_output_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     #: Warm mode: a fresh fork server replaces the current one after this many commands.
     max_runs_per_zygote: int = Field(1000, ge=1)

@@ -33,7 +33,7 @@ class Routes:
 
     def is_public(self, path: str) -> bool:
         local = self.local(path)
-        return local in ("/health", f"{PLUGIN_PREFIX}/", PLUGIN_PREFIX) or local.startswith("/static/")
+        return local in ("/health", f"{PLUGIN_PREFIX}/", PLUGIN_PREFIX) or local.startswith(f"{PLUGIN_PREFIX}/static/")
 
 
 def link(request: web.Request, path: str) -> str:

@@ -24,6 +24,16 @@ AUTH = {HEADER: TOKEN}
 OWNER_PREFIX = f"gw-{os.getpid()}-"
 
 
+def dag_source(dag_id: str) -> str:
+    """A minimal DAG file defining ``dag_id`` (one EmptyOperator)."""
+    return (
+        "import pendulum\nfrom airflow.sdk import DAG\n"
+        "from airflow.providers.standard.operators.empty import EmptyOperator\n"
+        f"with DAG({dag_id!r}, start_date=pendulum.datetime(2024, 1, 1), schedule=None):\n"
+        "    EmptyOperator(task_id='only')\n"
+    )
+
+
 def airflow_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(

@@ -1,4 +1,9 @@
-"""``GET /admin/rest_api/``: the test page, generated from the catalog (no token needed to load it)."""
+"""``GET /admin/rest_api/``: the test page, generated from the catalog (no token needed to load it).
+
+The page holds no Airflow data: everything it shows comes from calls made with the token the user
+types in. Its script and style are files (``/admin/rest_api/static/``), so a strict
+Content-Security-Policy forbids every inline script.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from aiohttp import web
 
 from .. import __version__
 from ..catalog import APIS, ArgType, example_query
-from ..keys import SETTINGS
+from ..keys import FORWARDED_PREFIX, SETTINGS
+from ..middlewares import link
 
 routes = web.RouteTableDef()
 
@@ -18,20 +24,48 @@ INPUT_TYPES = {
     ArgType.FILE: "file",
     ArgType.JSON_OBJECT: "textarea",
     ArgType.JSON_DOCUMENT: "textarea",
+    ArgType.CHOICE: "select",
+}
+STATIC_FILES = {"page.js": "application/javascript", "page.css": "text/css"}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
 }
 
 
 @routes.get("/admin/rest_api/")
 @routes.get("/admin/rest_api")
-@aiohttp_jinja2.template("index.html")
-async def index(request: web.Request) -> dict[str, Any]:
+async def index(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    base = settings.server.base_path
-    return {
+    context: dict[str, Any] = {
         "apis": APIS,
-        "endpoint": f"{base}/admin/rest_api/api",
+        "endpoint": link(request, "/admin/rest_api/api"),
+        "jobs_url": link(request, "/api/jobs"),
+        "static": link(request, "/admin/rest_api/static"),
+        "prefix": request.get(FORWARDED_PREFIX, "") + settings.server.base_path,
         "example_query": example_query,
         "input_types": INPUT_TYPES,
         "header_name": settings.header_name,
         "version": __version__,
     }
+    response = aiohttp_jinja2.render_template("index.html", request, context)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@routes.get("/admin/rest_api/static/{name}")
+async def static(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    if name not in STATIC_FILES:
+        raise web.HTTPNotFound(text=f"No static file {name!r}")
+    from ..app import template_dir
+
+    return web.FileResponse(
+        template_dir() / name,
+        headers={"Content-Type": STATIC_FILES[name], **SECURITY_HEADERS, "Cache-Control": "no-cache"},
+    )

@@ -15,7 +15,7 @@ from gateway.app import create_app
 from gateway.config import parse_settings
 from gateway.experimental.client import AirflowWorker
 
-from ..support import AUTH, HEADER, TOKEN, settings_dict
+from ..support import AUTH, HEADER, TOKEN, dag_source, settings_dict
 
 pytestmark = pytest.mark.integration
 API = "/api/experimental"
@@ -253,12 +253,7 @@ async def test_delete_dag(make_client: Any, client: TestClient) -> None:
 
     plugin = await make_client()
     dag_id = f"exp_delete_{random.randrange(10**9)}"
-    source = (
-        "import pendulum\nfrom airflow.sdk import DAG\n"
-        "from airflow.providers.standard.operators.empty import EmptyOperator\n"
-        f"with DAG('{dag_id}', start_date=pendulum.datetime(2024, 1, 1), schedule=None):\n"
-        "    EmptyOperator(task_id='t')\n"
-    )
+    source = dag_source(dag_id)
     form = aiohttp.FormData()
     form.add_field("dag_file", source.encode(), filename=f"{dag_id}.py")
     resp = await plugin.post("/admin/rest_api/api", params={"api": "deploy_dag"}, data=form, headers=AUTH)

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.keys import RUNNER
 
-from ..support import AUTH
+from ..support import AUTH, dag_source
 
 pytestmark = pytest.mark.integration
 PLUGIN = "/admin/rest_api/api"
@@ -254,20 +254,11 @@ async def test_clear_by_dates_and_by_run(client: TestClient) -> None:
 
 async def test_refresh_and_refresh_all(client: TestClient) -> None:
     status, body = await call(client, "refresh_dag", dag_id="gw_probe")
-    assert status == 200 and body["data"]["dag_ids"] == ["gw_daily", "gw_probe"]
+    assert status == 200 and "gw_probe" in body["data"]["dag_ids"]
     status, body = await call(client, "refresh_dag", dag_id="no_such_dag")
     assert status == 404
     status, body = await call(client, "refresh_all_dags")
     assert status == 200, body
-
-
-DAG_SOURCE = """
-import pendulum
-from airflow.sdk import DAG
-from airflow.providers.standard.operators.empty import EmptyOperator
-with DAG("{dag_id}", start_date=pendulum.datetime(2024, 1, 1), schedule=None):
-    EmptyOperator(task_id="only")
-"""
 
 
 async def deploy(client: TestClient, filename: str, source: str, **fields: str) -> tuple[int, dict[str, Any]]:
@@ -281,7 +272,7 @@ async def deploy(client: TestClient, filename: str, source: str, **fields: str) 
 
 async def test_deploy_then_use_at_once_then_delete(client: TestClient, airflow_home: Path) -> None:
     dag_id = unique("deployed")
-    status, body = await deploy(client, f"{dag_id}.py", DAG_SOURCE.format(dag_id=dag_id), unpause="on")
+    status, body = await deploy(client, f"{dag_id}.py", dag_source(dag_id), unpause="on")
     assert status == 200, body
     assert body["data"] == {
         "file": f"{dag_id}.py",
@@ -289,7 +280,7 @@ async def test_deploy_then_use_at_once_then_delete(client: TestClient, airflow_h
         "dag_ids": [dag_id],
         "is_paused": {dag_id: False},
     }
-    assert (airflow_home / "dags" / f"{dag_id}.py").read_text() == DAG_SOURCE.format(dag_id=dag_id)
+    assert (airflow_home / "dags" / f"{dag_id}.py").read_text() == dag_source(dag_id)
     assert [p.name for p in (airflow_home / "dags").iterdir() if p.name.endswith(".tmp")] == []
 
     _, listed = await call(client, "list_dags")
@@ -297,9 +288,9 @@ async def test_deploy_then_use_at_once_then_delete(client: TestClient, airflow_h
     status, triggered = await call(client, "trigger_dag", dag_id=dag_id)
     assert status == 200
 
-    status, body = await deploy(client, f"{dag_id}.py", DAG_SOURCE.format(dag_id=dag_id))
+    status, body = await deploy(client, f"{dag_id}.py", dag_source(dag_id))
     assert status == 400 and "already exists" in body["output"]
-    status, body = await deploy(client, f"{dag_id}.py", DAG_SOURCE.format(dag_id=dag_id), force="true", pause="true")
+    status, body = await deploy(client, f"{dag_id}.py", dag_source(dag_id), force="true", pause="true")
     assert status == 200 and body["data"]["replaced"] is True and body["data"]["is_paused"] == {dag_id: True}
 
     status, body = await call(client, "delete_dag", dag_id=dag_id)
@@ -316,7 +307,7 @@ async def test_hostile_file_names_are_refused_and_nothing_is_written(
     client: TestClient, airflow_home: Path, filename: str
 ) -> None:
     before = sorted(p.name for p in (airflow_home / "dags").iterdir())
-    status, body = await deploy(client, filename, DAG_SOURCE.format(dag_id="hostile"))
+    status, body = await deploy(client, filename, dag_source("hostile"))
     assert status == 400, body
     assert sorted(p.name for p in (airflow_home / "dags").iterdir()) == before
     assert client.app[RUNNER].started == 0
@@ -334,7 +325,7 @@ async def test_deploy_limits(make_client: Any) -> None:
     client = await make_client(deploy={"max_bytes": 1000})
     status, body = await deploy(client, "big.py", "# " + "x" * 2000)
     assert status == 413
-    status, body = await deploy(client, "both.py", DAG_SOURCE.format(dag_id="both"), pause="on", unpause="on")
+    status, body = await deploy(client, "both.py", dag_source("both"), pause="on", unpause="on")
     assert status == 400 and "not both" in body["output"]
     resp = await client.post(PLUGIN, params={"api": "deploy_dag"}, data={"force": "on"}, headers=AUTH)
     assert resp.status == 400 and "dag_file" in (await resp.json())["output"]

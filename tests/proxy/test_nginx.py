@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.keys import RUNNER
 
-from ..support import AUTH, REPO, TOKEN
+from ..support import AUTH, REPO, TOKEN, dag_source
 
 pytestmark = pytest.mark.integration
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -132,12 +132,7 @@ async def test_streamed_lines_arrive_through_nginx_before_the_result(proxied: Pr
 
 async def test_a_dag_upload_through_nginx(proxied: Proxied, airflow_home: Path) -> None:
     name = f"via_nginx_{os.getpid()}_{time.monotonic_ns()}"
-    source = (
-        "import pendulum\nfrom airflow.sdk import DAG\n"
-        "from airflow.providers.standard.operators.empty import EmptyOperator\n"
-        f"with DAG('{name}', start_date=pendulum.datetime(2024, 1, 1), schedule=None):\n"
-        "    EmptyOperator(task_id='t')\n"
-    )
+    source = dag_source(name)
     form = aiohttp.FormData()
     form.add_field("dag_file", source.encode(), filename=f"{name}.py")
     async with aiohttp.ClientSession() as session:
