@@ -16,7 +16,7 @@ OWNER_ENV = "AIRFLOW_REST_GATEWAY_OWNER"
 
 
 class RunnerUnavailable(Exception):
-    """The command could not be started at all (no such executable, no permission)."""
+    """The command could not be started or followed to its end (no executable, a fork server or worker down): 503."""
 
 
 class ExecRun(GroupRun):
