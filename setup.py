@@ -21,6 +21,7 @@ setup(
         "aiohttp-jinja2>=1.6",
         "pyyaml>=6",
         "graphviz>=0.20",
+        "psutil>=5.9",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-aiohttp>=1.1", "ruff>=0.6", "playwright>=1.45"],

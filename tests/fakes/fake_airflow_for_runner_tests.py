@@ -39,6 +39,11 @@ def main() -> None:
         subprocess.Popen(["sleep", "600"])
         print("started", flush=True)
         time.sleep(600)
+    elif mode == "escape":
+        # A grandchild in a session of its own (as Airflow's SubprocessHook starts bash), then wait forever.
+        subprocess.Popen(["sleep", "600"], start_new_session=True)
+        print("escaped", flush=True)
+        time.sleep(600)
     elif mode == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("ignoring SIGTERM", flush=True)

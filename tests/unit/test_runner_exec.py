@@ -71,6 +71,16 @@ async def test_timeout_kills_the_whole_group_including_grandchildren() -> None:
     assert owned_processes(f"{OWNER_PREFIX}runner-test") == []
 
 
+async def test_stopping_a_run_reaches_descendants_that_left_its_group() -> None:
+    runner = make_runner(kill_grace_s=0.2)
+    async with runner.start(Command(("escape",))) as run:
+        async for chunk in run.output():
+            assert chunk.data.startswith(b"escaped")
+            break
+    assert run.state is RunState.CANCELLED
+    assert owned_processes(f"{OWNER_PREFIX}runner-test") == []
+
+
 async def test_sigterm_ignored_escalates_to_sigkill() -> None:
     result = await make_runner(timeout_s=0.5, kill_grace_s=0.5).run(Command(("ignore-term",)))
     assert result.state is RunState.TIMED_OUT
