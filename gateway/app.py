@@ -6,7 +6,6 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
@@ -32,14 +31,6 @@ from .keys import (
 from .middlewares import Routes, auth_middleware, errors_middleware, forwarded_middleware
 from .runner import Admission, Backend, CommandRunner, ExecRunner, WarmRunner
 
-
-def template_dir() -> Path:
-    """Installed: ``gateway/templates``; in a source checkout: the repo's top-level ``templates/``."""
-    here = Path(__file__).parent
-    installed = here / "templates"
-    return installed if installed.is_dir() else here.parent / "templates"
-
-
 #: Daemons run until stopped: their "timeout" is a year.
 DAEMON_TIMEOUT_S = 365 * 24 * 3600.0
 
@@ -59,11 +50,15 @@ def build_backend(settings: Settings, owner: str) -> Backend:
             max_runs_per_zygote=settings.runner.max_runs_per_zygote,
             startup_timeout_s=settings.runner.startup_timeout_s,
         )
+    return exec_backend(settings, owner, settings.runner.timeout_s)
+
+
+def exec_backend(settings: Settings, owner: str, timeout_s: float) -> ExecRunner:
     return ExecRunner(
         executable=settings.airflow_executable,
         python=settings.airflow_python,
-        env=env,
-        timeout_s=settings.runner.timeout_s,
+        env=settings.child_env(os.environ),
+        timeout_s=timeout_s,
         kill_grace_s=settings.runner.kill_grace_s,
         owner=owner,
     )
@@ -80,14 +75,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     app[RUNNER] = CommandRunner(
         backend, Admission(settings.runner.max_concurrency, settings.runner.max_queue), settings.runner.max_output_bytes
     )
-    app[DAEMONS] = ExecRunner(
-        executable=settings.airflow_executable,
-        python=settings.airflow_python,
-        env=settings.child_env(os.environ),
-        timeout_s=DAEMON_TIMEOUT_S,
-        kill_grace_s=settings.runner.kill_grace_s,
-        owner=app[OWNER],
-    )
+    app[DAEMONS] = exec_backend(settings, app[OWNER], DAEMON_TIMEOUT_S)
     app[JOBS] = Jobs(settings.state_dir / "jobs", settings.jobs.retention_s)
     app[JOBS].load()
     worker = app.get(SHARED_AIRFLOW_WORKER) or AirflowWorker(
@@ -130,7 +118,7 @@ def create_app(
     app[OWNER] = f"gw-{os.getpid()}-{secrets.token_hex(4)}"
     app[DEPLOY_LOCK] = asyncio.Lock()
     app.cleanup_ctx.append(_runner_ctx)
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(template_dir()), autoescape=True)
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(page.template_dir()), autoescape=True)
 
     base = settings.server.base_path
     for table in (ops.routes, plugin.routes, jobs.routes, experimental.routes, page.routes):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 import os
 import secrets
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -280,8 +281,6 @@ def _airflow_beside_us() -> str:
 
 def _python_beside(executable: str) -> str:
     """Airflow's interpreter: the ``python`` next to the ``airflow`` script, else ours."""
-    import shutil
-
     found = shutil.which(executable)
     if found:
         candidate = Path(found).parent / "python"

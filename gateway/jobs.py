@@ -92,6 +92,7 @@ class Jobs:
         for job in list(self._jobs.values()):
             if job.finished and (job.finished_at or 0) < horizon:
                 del self._jobs[job.id]
+                self._changed.pop(job.id, None)
                 for suffix in (".json", ".log"):
                     (self.directory / f"{job.id}{suffix}").unlink(missing_ok=True)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .catalog import parse_bool
 from .runner import Chunk, Run
 from .runner.base import Stream
 
@@ -33,8 +34,6 @@ class Format(enum.Enum):
 
 def stream_format(stream_value: Any, accept: str) -> Format | None:
     """Which format the request asks for (``stream=true|text``, ``Accept: text/event-stream``), if any."""
-    from .catalog import parse_bool
-
     if isinstance(stream_value, str) and stream_value.strip().lower() == "text":
         return Format.TEXT
     wanted = stream_value is not None and parse_bool("stream", stream_value)

@@ -7,6 +7,7 @@ Content-Security-Policy forbids every inline script.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
@@ -18,6 +19,14 @@ from ..keys import FORWARDED_PREFIX, SETTINGS
 from ..middlewares import link
 
 routes = web.RouteTableDef()
+
+
+def template_dir() -> Path:
+    """Installed: ``gateway/templates``; in a source checkout: the repo's top-level ``templates/``."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
+
 
 INPUT_TYPES = {
     ArgType.BOOL: "checkbox",
@@ -63,8 +72,6 @@ async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if name not in STATIC_FILES:
         raise web.HTTPNotFound(text=f"No static file {name!r}")
-    from ..app import template_dir
-
     return web.FileResponse(
         template_dir() / name,
         headers={"Content-Type": STATIC_FILES[name], **SECURITY_HEADERS, "Cache-Control": "no-cache"},

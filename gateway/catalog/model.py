@@ -6,7 +6,7 @@ import enum
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -124,7 +124,6 @@ class Api:
     #: False when the log lines are the output (task runs): keep them in stdout.
     split_logs: bool = True
     notes: str = ""
-    examples: tuple[str, ...] = field(default=())
 
     def arg(self, name: str) -> Arg | None:
         for arg in self.args:

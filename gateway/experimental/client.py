@@ -14,7 +14,7 @@ from typing import Any
 
 from ..runner import RunnerUnavailable
 from ..runner.exec import OWNER_ENV
-from ..runner.group import signal_group
+from ..runner.group import signal_group, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +111,8 @@ class AirflowWorker:
     async def _stop(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        if self._proc is not None and self._proc.returncode is None:
-            signal_group(self._proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self._proc.wait(), 3)
-            except TimeoutError:
-                signal_group(self._proc.pid, signal.SIGKILL)
-                await self._proc.wait()
+        if self._proc is not None:
+            await stop_process(self._proc)
 
     async def close(self) -> None:
         if self._starting is not None and not self._starting.done():

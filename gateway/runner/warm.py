@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .base import Command
 from .exec import OWNER_ENV, RunnerUnavailable
-from .group import GroupRun, signal_group
+from .group import GroupRun, signal_group, stop_process
 
 log = logging.getLogger(__name__)
 RECEIVE_BYTES = 4096
@@ -147,7 +147,7 @@ class WarmRunner:
                     await task
         for zygote in (self._zygote, *self._retired):
             if zygote is not None:
-                await _stop(zygote.proc)
+                await stop_process(zygote.proc)
         with suppress(OSError):
             for name in os.listdir(self._dir):
                 os.unlink(os.path.join(self._dir, name))
@@ -181,7 +181,7 @@ class WarmRunner:
         except (TimeoutError, ValueError):
             hello = {}
         if not hello.get("ready"):
-            await _stop(proc)
+            await stop_process(proc)
             raise RunnerUnavailable(f"the warm runner's fork server did not start (exit code {proc.returncode})")
         log.info("warm runner ready: pid %s, warm-up %s s", hello["pid"], hello["warm_s"].get("ready"))
         return Zygote(proc, socket_path, cfg_mtime)
@@ -223,7 +223,7 @@ class WarmRunner:
         finally:
             self._replacing = None
         if self._closing:
-            await _stop(new.proc)
+            await stop_process(new.proc)
             return
         self._zygote = new
         self._retired.append(old)
@@ -284,13 +284,3 @@ class WarmRunner:
             for fd in read_ends:
                 os.close(fd)
         return WarmRun(conn, reply["pid"], tuple(pipes), timeout_s, self.kill_grace_s)
-
-
-async def _stop(proc: asyncio.subprocess.Process, grace_s: float = 3.0) -> None:
-    if proc.returncode is None:
-        signal_group(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), grace_s)
-        except TimeoutError:
-            signal_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
