@@ -44,12 +44,18 @@ setup_demo() {
   fi
   cp config/demo_dags/*.py "$AIRFLOW_HOME/dags/"
   "$VENV/bin/airflow" dags reserialize > "$DEMO/reserialize.log" 2>&1 || { cat "$DEMO/reserialize.log" >&2; exit 1; }
-  if [ ! -f "$DEMO/gateway.yaml" ]; then
-    local token
-    token=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))')
-    umask 077
-    sed -e "s|@AIRFLOW_HOME@|$AIRFLOW_HOME|" -e "s|@TOKEN@|$token|" config/demo.yaml.in > "$DEMO/gateway.yaml"
+  if ! grep -q token_sha256 "$DEMO/gateway.yaml" 2>/dev/null; then   # missing, or from before hashed tokens
+    (umask 077; sed -e "s|@AIRFLOW_HOME@|$AIRFLOW_HOME|" config/demo.yaml.in > "$DEMO/gateway.yaml")
   fi
+}
+
+# A fresh demo token at every start: printed once, only its SHA-256 is written (DAG code can read files).
+new_demo_token() {
+  local token digest
+  token=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))')
+  digest=$(printf '%s\n' "$token" | "$VENV/bin/airflow-rest-gateway" --hash-token)
+  sed -i "s|^\( *token_sha256:\).*|\1 \"$digest\"|" "$DEMO/gateway.yaml"
+  echo "$token"
 }
 
 # A Debian tool the tests drive for real (nginx for the proxy tests, chromium for the browser tests):
@@ -70,8 +76,8 @@ case "${1:-serve}" in
   serve)
     setup_venv
     setup_demo
-    token=$(sed -n 's/^ *token: "\(.*\)".*/\1/p' "$DEMO/gateway.yaml" | head -1)
-    say "token: $token"
+    token=$(new_demo_token)
+    say "token (printed once; a new one at every start): $token"
     say "try:   curl -H 'rest_api_plugin_http_token: $token' 'http://127.0.0.1:8780/admin/rest_api/api?api=version'"
     exec "$VENV/bin/airflow-rest-gateway" --config "$DEMO/gateway.yaml"
     ;;

@@ -11,7 +11,10 @@ from aiohttp import web
 
 from . import __version__
 from .app import create_app
+from .audit import AccessLogger
 from .config import ConfigError, Settings, load_settings
+from .masking import LogFilter, token_digest
+from .runner import contain
 
 log = logging.getLogger("gateway")
 
@@ -29,9 +32,9 @@ def _announce(settings: Settings, host: str, port: int) -> None:
             "  auth is DISABLED (auth.disabled: true): anyone who reaches this port can run Airflow commands",
             flush=True,
         )
-    elif settings.token_generated:
-        # Shown once, here only; it is never logged.
-        print(f"  no token configured; generated for this run: {settings.tokens[0].secret}", flush=True)
+    elif settings.generated_token:
+        # Shown once, here only; it is never logged, and the gateway keeps only its hash.
+        print(f"  no token configured; generated for this run: {settings.generated_token}", flush=True)
         print(f"  send it as '{settings.header_name}: <token>' or 'Authorization: Bearer <token>'", flush=True)
 
 
@@ -41,9 +44,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", help="override server.host")
     parser.add_argument("--port", type=int, help="override server.port")
     parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument(
+        "--hash-token", action="store_true", help="print the token_sha256 of the token read from standard input"
+    )
     args = parser.parse_args(argv)
+    if args.hash_token:
+        print(token_digest(sys.stdin.readline().strip()).hex())
+        return
 
+    # Children (and DAG code in them) run as the same user: they must not read our memory or environment.
+    contain.not_dumpable()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(LogFilter())
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -60,9 +73,19 @@ def main(argv: list[str] | None = None) -> None:
             [t.name for t in settings.tokens],
             settings.runner,
         )
+    for warning in settings.warnings:
+        log.warning("%s", warning)
     _announce(settings, host, port)
+    settings.generated_token = None
     # handler_cancellation: a client that hangs up cancels its request, which kills its command's process group.
-    web.run_app(create_app(settings), host=host, port=port, print=None, handler_cancellation=True)
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        print=None,
+        handler_cancellation=True,
+        access_log_class=AccessLogger,
+    )
 
 
 if __name__ == "__main__":

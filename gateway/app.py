@@ -12,6 +12,7 @@ import jinja2
 from aiohttp import web
 
 from .api import experimental, jobs, ops, page, plugin
+from .audit import AuditLog
 from .auth import TokenAuth
 from .catalog import DATA_ENV
 from .config import Settings
@@ -27,8 +28,16 @@ from .keys import (
     SETTINGS,
     SHARED_AIRFLOW_WORKER,
     SHARED_BACKEND,
+    TOKEN_DIGESTS,
 )
-from .middlewares import Routes, auth_middleware, errors_middleware, forwarded_middleware
+from .middlewares import (
+    Routes,
+    audit_middleware,
+    auth_middleware,
+    errors_middleware,
+    forwarded_middleware,
+    secrets_middleware,
+)
 from .runner import Admission, Backend, CommandRunner, ExecRunner, WarmRunner
 
 #: Daemons run until stopped: their "timeout" is a year.
@@ -95,22 +104,30 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         await backend.close()
 
 
+async def _close(audit: AuditLog) -> None:
+    audit.close()
+
+
 def create_app(
     settings: Settings, backend: Backend | None = None, airflow_worker: AirflowWorker | None = None
 ) -> web.Application:
     """The gateway. ``backend``, ``airflow_worker``: use these instead of starting new ones (the caller owns them)."""
     routes = Routes(settings.server.base_path)
     auth = TokenAuth(settings.header_name, settings.tokens, disabled=settings.auth_disabled)
+    audit = AuditLog(settings.audit.destination)
     app = web.Application(
         middlewares=[
-            forwarded_middleware(frozenset(settings.server.trusted_proxies)),
+            secrets_middleware(auth),
+            audit_middleware(audit, routes),
             errors_middleware(routes),
+            forwarded_middleware(settings.server.trusted_proxies),
             auth_middleware(routes, auth),
         ],
         # Room for a DAG upload at its size limit plus the multipart framing.
         client_max_size=settings.deploy.max_bytes * 2 + 64 * 1024,
     )
     app[SETTINGS] = settings
+    app[TOKEN_DIGESTS] = auth.digests
     if backend is not None:
         app[SHARED_BACKEND] = backend
     if airflow_worker is not None:
@@ -118,6 +135,7 @@ def create_app(
     app[OWNER] = f"gw-{os.getpid()}-{secrets.token_hex(4)}"
     app[DEPLOY_LOCK] = asyncio.Lock()
     app.cleanup_ctx.append(_runner_ctx)
+    app.on_cleanup.append(lambda _: _close(audit))
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(page.template_dir()), autoescape=True)
 
     base = settings.server.base_path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from fnmatch import fnmatchcase
 from aiohttp import web
 
 from .config import Token
+from .masking import token_digest
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,11 @@ class Principal:
     def may_call(self, api: str) -> bool:
         return any(fnmatchcase(api, pattern) for pattern in self.allow)
 
+    @property
+    def sees_everything(self) -> bool:
+        """A token allowed ``*`` administers the gateway: it sees and cancels every token's jobs."""
+        return "*" in self.allow
+
 
 ANONYMOUS = Principal("anonymous", ("*",))
 
@@ -30,14 +35,19 @@ ANONYMOUS = Principal("anonymous", ("*",))
 class TokenAuth:
     """Checks a presented token against every configured one in constant time.
 
-    Tokens are compared as SHA-256 digests with :func:`hmac.compare_digest`, and every known token is
-    compared (no early exit), so timing reveals neither a prefix nor which token matched.
+    Only SHA-256 digests are kept. The presented token's digest is compared with
+    :func:`hmac.compare_digest` against every known digest (no early exit), so timing reveals neither
+    a prefix nor which token matched.
     """
 
     def __init__(self, header_name: str, tokens: Iterable[Token], disabled: bool = False) -> None:
         self.header_name = header_name
         self.disabled = disabled
-        self._known = [(_digest(t.secret), Principal(t.name, t.allow)) for t in tokens]
+        self._known = [(t.sha256, Principal(t.name, t.allow)) for t in tokens]
+
+    @property
+    def digests(self) -> frozenset[bytes]:
+        return frozenset(digest for digest, _ in self._known)
 
     def presented(self, request: web.Request) -> str | None:
         value = request.headers.get(self.header_name)
@@ -48,19 +58,14 @@ class TokenAuth:
             return credentials.strip()
         return None
 
-    def authenticate(self, request: web.Request) -> Principal | None:
+    def authenticate(self, token: str | None) -> Principal | None:
         if self.disabled:
             return ANONYMOUS
-        token = self.presented(request)
         if token is None:
             return None
-        digest = _digest(token)
+        digest = token_digest(token)
         match = None
         for known, principal in self._known:
             if hmac.compare_digest(digest, known):
                 match = principal
         return match
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8")).digest()

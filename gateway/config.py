@@ -8,6 +8,7 @@ Precedence for every setting: the YAML file, then (for the plugin's four keys on
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import os
 import secrets
 import shutil
@@ -18,6 +19,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .masking import token_digest
 
 DEFAULT_HEADER_NAME = "rest_api_plugin_http_token"
 DEFAULT_DISABLED_APIS = ("scheduler", "triggerer", "dag_processor", "worker", "flower", "kerberos", "serve_logs")
@@ -37,7 +40,18 @@ class ServerSettings(_Model):
     port: int = Field(8780, ge=0, le=65535)
     #: Path prefix the gateway is served under (e.g. behind nginx at ``/airflow-gw``).
     base_path: str = ""
+    #: Proxies (addresses or CIDR networks) whose ``X-Forwarded-*`` headers are believed.
     trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (like 10.0.0.0/8)") from None
+        return value
 
     @field_validator("base_path")
     @classmethod
@@ -49,7 +63,10 @@ class ServerSettings(_Model):
 
 
 class TokenSettings(_Model):
-    name: str = Field(min_length=1)
+    #: Who calls: shown in the audit log, and the ``USER``/``LOGNAME`` of the commands it runs.
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    #: The hex SHA-256 of the token: nothing in the file can be used to call the gateway.
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     token: str | None = Field(None, repr=False)
     token_env: str | None = None
     token_file: Path | None = None
@@ -58,13 +75,18 @@ class TokenSettings(_Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> TokenSettings:
-        given = [k for k in ("token", "token_env", "token_file") if getattr(self, k) is not None]
+        given = [k for k in TOKEN_SOURCES if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of token, token_env, token_file")
+            raise ValueError(f"give exactly one of {', '.join(TOKEN_SOURCES)}")
         return self
 
-    def secret(self, environ: Mapping[str, str]) -> str:
-        """The token value, read from wherever the config says it lives."""
+    def digest(self, environ: Mapping[str, str]) -> bytes:
+        """The token's SHA-256, from the hash itself or from wherever the config says the token lives."""
+        if self.token_sha256 is not None:
+            return bytes.fromhex(self.token_sha256)
+        return token_digest(self._secret(environ))
+
+    def _secret(self, environ: Mapping[str, str]) -> str:
         if self.token is not None:
             value = self.token
         elif self.token_env is not None:
@@ -82,6 +104,9 @@ class TokenSettings(_Model):
         if not value.strip():
             raise ConfigError(f"auth.tokens[{self.name}]: the token is empty (an empty token never disables auth)")
         return value
+
+
+TOKEN_SOURCES = ("token_sha256", "token", "token_env", "token_file")
 
 
 class AuthSettings(_Model):
@@ -135,6 +160,13 @@ class ExperimentalSettings(_Model):
 
 class DeploySettings(_Model):
     max_bytes: int = Field(1024 * 1024, ge=1)
+    #: How long parsing an upload (its import) may take before it is refused (Airflow's own default: 30 s).
+    check_timeout_s: float = Field(60.0, gt=0)
+
+
+class AuditSettings(_Model):
+    #: ``log``: the gateway's log (logger ``gateway.audit``); ``off``; or a file that JSON lines are appended to.
+    destination: str = "log"
 
 
 class CompatSettings(_Model):
@@ -154,17 +186,18 @@ class FileSettings(_Model):
     streaming: StreamingSettings = StreamingSettings()
     jobs: JobsSettings = JobsSettings()
     experimental: ExperimentalSettings = ExperimentalSettings()
+    audit: AuditSettings = AuditSettings()
     rest_api_plugin: CompatSettings = CompatSettings()
     state_dir: Path | None = None
 
 
 class Token:
-    """A resolved token. The secret never appears in ``repr`` or logs."""
+    """A resolved token: its name, its SHA-256 and what it may call. The gateway never keeps the token itself."""
 
-    __slots__ = ("allow", "name", "secret")
+    __slots__ = ("allow", "name", "sha256")
 
-    def __init__(self, name: str, secret: str, allow: tuple[str, ...]) -> None:
-        self.name, self.secret, self.allow = name, secret, allow
+    def __init__(self, name: str, sha256: bytes, allow: tuple[str, ...]) -> None:
+        self.name, self.sha256, self.allow = name, sha256, allow
 
     def __repr__(self) -> str:
         return f"Token(name={self.name!r}, allow={self.allow!r})"
@@ -181,6 +214,7 @@ class Settings:
         self.streaming = file.streaming
         self.jobs = file.jobs
         self.experimental = file.experimental
+        self.audit = file.audit
         self.disabled_apis = frozenset(file.apis.disabled)
 
         home = file.airflow.home or Path(environ.get("AIRFLOW_HOME", "~/airflow"))
@@ -201,16 +235,27 @@ class Settings:
             True,
         )
         self.auth_disabled = file.auth.disabled
-        self.tokens: tuple[Token, ...] = tuple(Token(t.name, t.secret(environ), t.allow) for t in file.auth.tokens)
-        #: True when no token was configured anywhere and one was made up for this run.
-        self.token_generated = False
+        self.tokens: tuple[Token, ...] = tuple(Token(t.name, t.digest(environ), t.allow) for t in file.auth.tokens)
+        #: Said once at start-up: settings that work but weaken the gateway (plaintext tokens in files).
+        self.warnings: list[str] = [
+            f"auth.tokens[{t.name}].token is a plaintext token in the config file: anything that can read the file "
+            "(DAG code runs as the same user) can use it. Prefer token_sha256 (airflow-rest-gateway --hash-token)."
+            for t in file.auth.tokens
+            if t.token is not None
+        ]
+        #: A token made up for this run because none was configured: printed once at start-up, never logged.
+        self.generated_token: str | None = None
         if not self.tokens:
             legacy = plugin_cfg.get("rest_api_plugin_expected_http_token")
             if legacy:
-                self.tokens = (Token("airflow.cfg", legacy, ("*",)),)
+                self.tokens = (Token("airflow.cfg", token_digest(legacy), ("*",)),)
+                self.warnings.append(
+                    "the token comes from airflow.cfg's [rest_api_plugin] section, which DAG code can read; "
+                    "prefer auth.tokens with token_sha256"
+                )
             elif not self.auth_disabled:
-                self.tokens = (Token("generated", secrets.token_urlsafe(24), ("*",)),)
-                self.token_generated = True
+                self.generated_token = secrets.token_urlsafe(24)
+                self.tokens = (Token("generated", token_digest(self.generated_token), ("*",)),)
         #: Environment variables holding secrets; children never inherit them.
         self.secret_env_names = frozenset(t.token_env for t in file.auth.tokens if t.token_env)
         self.dags_folder = self._dags_folder(environ)

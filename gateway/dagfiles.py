@@ -23,9 +23,9 @@ from aiohttp import web
 from .catalog import DATA_ENV, ApiError, Upload, Values
 from .keys import DEPLOY_LOCK, RUNNER, SETTINGS
 from .output import classify_failure
-from .runner import Command, CommandRunner, RunResult
+from .runner import Command, CommandRunner, RunResult, RunState
 
-FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.py$")
+FILENAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,196}\.py")
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,11 @@ class Deployed:
 
 def target_path(dags_folder: Path, filename: str) -> Path:
     """Where an upload named ``filename`` goes; refuses anything that is not a plain file name."""
-    if not FILENAME.match(filename) or filename.startswith("..") or len(filename) > 255:
+    if not FILENAME.fullmatch(filename or ""):
         raise ApiError(
             400,
-            "'dag_file' must be named like my_dag.py (letters, digits, '_', '.', '-'; ending in .py), "
-            f"got {filename!r}",
+            "'dag_file' must be named like my_dag.py (letters, digits, '_', '.', '-'; ending in .py; at most "
+            f"200 characters), got {filename!r}",
         )
     target = (dags_folder / filename).resolve()
     if target.parent != dags_folder.resolve():
@@ -51,21 +51,34 @@ def target_path(dags_folder: Path, filename: str) -> Path:
 
 
 def helper_json(result: RunResult) -> dict[str, Any]:
-    """The JSON object a helper prints last, or an :class:`ApiError` describing why there is none."""
-    if result.exit_code == 0:
+    """The JSON object a helper prints last, or an :class:`ApiError` describing why there is none.
+
+    The helpers run the uploaded file's code, and nothing else that could fail on its own: a helper
+    that dies, exits early, hangs or prints no answer was ended by that code, so it is the upload's
+    fault (400) — unless the runner itself could not run it (503, raised before we get here).
+    """
+    if result.exit_code == 0 and result.state is RunState.SUCCEEDED:
         for line in reversed(result.stdout.strip().splitlines()):
             if line.startswith("{"):
                 try:
                     return json.loads(line)
                 except ValueError:
                     break
-    failure = classify_failure(result.exit_code, result.stdout, result.stderr)
-    raise ApiError(failure.http_status, f"Checking the DAG file failed: {failure.message}")
+    if result.state is RunState.TIMED_OUT:
+        message = "importing it took longer than deploy.check_timeout_s"
+    elif result.exit_code is not None and result.exit_code < 0:
+        message = f"importing it killed the checking process (signal {-result.exit_code})"
+    elif result.exit_code == 0:
+        message = "importing it ended the checking process before it could answer (exit code 0)"
+    else:
+        message = classify_failure(result.exit_code, result.stdout, result.stderr).message
+    raise ApiError(400, f"Checking the DAG file failed; nothing was deployed: {message}")
 
 
 def _write_atomically(target: Path, content: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    # Short and not *.py: the dag-processor ignores it, and no name is too long for the filesystem.
+    temporary = target.with_name(f".deploy-{secrets.token_hex(6)}.tmp")
     try:
         with open(temporary, "xb") as handle:
             handle.write(content)
@@ -83,12 +96,20 @@ def _stage(staging: Path, upload: Upload) -> Path:
     return staged
 
 
-async def _check(runner: CommandRunner, staging: Path, upload: Upload) -> dict[str, Any]:
+async def _check(runner: CommandRunner, staging: Path, upload: Upload, caller: str, timeout_s: float) -> dict[str, Any]:
     staged = await asyncio.to_thread(_stage, staging, upload)
-    return helper_json(await runner.run(Command(("check-dag", str(staged)), helper=True, env=DATA_ENV)))
+    command = Command(("check-dag", str(staged)), helper=True, env=DATA_ENV).run_as(caller)
+    return helper_json(await runner.run(command, timeout_s))
 
 
-async def deploy_dag(app: web.Application, values: Values) -> Deployed:
+def _restore(target: Path, previous: bytes | None) -> None:
+    if previous is None:
+        target.unlink(missing_ok=True)
+    else:
+        _write_atomically(target, previous)
+
+
+async def deploy_dag(app: web.Application, values: Values, caller: str) -> Deployed:
     settings = app[SETTINGS]
     runner = app[RUNNER]
     upload: Upload = values["dag_file"]
@@ -109,7 +130,7 @@ async def deploy_dag(app: web.Application, values: Values) -> Deployed:
             )
         staging = settings.state_dir / "staging" / secrets.token_hex(8)
         try:
-            checked = await _check(runner, staging, upload)
+            checked = await _check(runner, staging, upload, caller, settings.deploy.check_timeout_s)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if checked["import_errors"]:
@@ -117,10 +138,16 @@ async def deploy_dag(app: web.Application, values: Values) -> Deployed:
                 400,
                 f"'{upload.filename}' has import errors; nothing was deployed:\n" + "\n".join(checked["import_errors"]),
             )
+        previous = await asyncio.to_thread(target.read_bytes) if existed else None
         await asyncio.to_thread(_write_atomically, target, upload.content)
-
-    pause_flag = ("--pause",) if values.get("pause") else ("--unpause",) if values.get("unpause") else ()
-    synced = helper_json(await runner.run(Command(("sync-dag", str(target), *pause_flag), helper=True, env=DATA_ENV)))
+        pause_flag = ("--pause",) if values.get("pause") else ("--unpause",) if values.get("unpause") else ()
+        sync = Command(("sync-dag", str(target), *pause_flag), helper=True, env=DATA_ENV).run_as(caller)
+        try:
+            synced = helper_json(await runner.run(sync, settings.deploy.check_timeout_s))
+        except BaseException:
+            # The file parsed in the check but not now (its code is not deterministic): put things back.
+            await asyncio.to_thread(_restore, target, previous)
+            raise
     data = {
         "file": upload.filename,
         "replaced": existed,

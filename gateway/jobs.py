@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .errors import ApiError
+from .masking import Masker
 from .runner import Command, Overloaded, Run, RunState
 from .streaming import Lines
 
@@ -105,12 +108,16 @@ class Jobs:
     def log_path(self, job: Job) -> Path:
         return self.directory / f"{job.id}.log"
 
-    def submit(self, api: str, command: Command, owner: str, start: Starter, daemon: bool = False) -> Job:
+    def submit(
+        self, api: str, command: Command, owner: str, start: Starter, masker: Masker | None = None, daemon: bool = False
+    ) -> Job:
+        """Start ``command`` in the background; everything it prints goes to the job's log masked with ``masker``."""
+        masker = masker or Masker()
         self.prune()
         job = Job(
             id=secrets.token_hex(8),
             api=api,
-            command=command.display(),
+            command=masker.text(command.display()),
             owner=owner,
             state=RunState.QUEUED,
             created_at=time.time(),
@@ -120,10 +127,10 @@ class Jobs:
         self._changed[job.id] = asyncio.Event()
         self.log_path(job).touch(mode=0o600)
         self._save(job)
-        self._tasks[job.id] = asyncio.create_task(self._execute(job, command, start))
+        self._tasks[job.id] = asyncio.create_task(self._execute(job, command, start, masker))
         return job
 
-    async def _execute(self, job: Job, command: Command, start: Starter) -> None:
+    async def _execute(self, job: Job, command: Command, start: Starter, masker: Masker) -> None:
         try:
             async with start(command) as run:
                 job.state, job.started_at = RunState.RUNNING, time.time()
@@ -131,8 +138,8 @@ class Jobs:
                 lines = Lines()
                 with self._open_log(job) as out:
                     async for chunk in run.output():
-                        self._append(out, lines.feed(chunk), job)
-                    self._append(out, lines.rest(), job)
+                        self._append(out, lines.feed(chunk), job, masker)
+                    self._append(out, lines.rest(), job, masker)
             job.state, job.exit_code = run.state, run.exit_code
             job.error = run.lost
             if run.lost:
@@ -146,6 +153,7 @@ class Jobs:
             job.state, job.error = RunState.FAILED, str(exc)
         finally:
             job.finished_at = time.time()
+            job.error = masker.text(job.error) if job.error else job.error
             self._save(job)
             self._tasks.pop(job.id, None)
             self._notify(job)
@@ -154,11 +162,11 @@ class Jobs:
         # Local appends of a few lines: cheaper inline than a thread hop per line.
         return open(self.log_path(job), "a", encoding="utf-8")
 
-    def _append(self, out: Any, lines: list[tuple[str, str]], job: Job) -> None:
+    def _append(self, out: Any, lines: list[tuple[str, str]], job: Job, masker: Masker) -> None:
         if not lines:
             return
         for stream, text in lines:
-            out.write(json.dumps({"stream": stream, "text": text}) + "\n")
+            out.write(json.dumps({"stream": stream, "text": masker.text(text)}) + "\n")
         out.flush()
         self._notify(job)
 
@@ -180,6 +188,17 @@ class Jobs:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def check_offset(self, job: Job, offset: int) -> None:
+        """An offset is the start of an event: 0, or a position right after a newline, within the log."""
+        with open(self.log_path(job), "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if offset > size:
+                raise ApiError(400, f"'offset' {offset} is past the end of the log ({size} bytes so far)")
+            if offset > 0:
+                handle.seek(offset - 1)
+                if handle.read(1) != b"\n":
+                    raise ApiError(400, f"'offset' {offset} is not the start of an event; use a next_offset value")
 
     def read(self, job: Job, offset: int, max_bytes: int = 1 << 20) -> tuple[list[dict[str, Any]], int]:
         """Events from byte ``offset`` (whole lines only) and the offset to continue from."""

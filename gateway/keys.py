@@ -7,10 +7,12 @@ from datetime import datetime
 
 from aiohttp import web
 
+from .audit import AuditRecord
 from .auth import Principal
 from .config import Settings
 from .experimental.client import AirflowWorker
 from .jobs import Jobs
+from .masking import Masker
 from .runner import Backend, CommandRunner, ExecRunner
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -22,6 +24,8 @@ OWNER = web.AppKey("owner", str)
 #: Deploys are serialized: two uploads of one file name must not interleave.
 DEPLOY_LOCK = web.AppKey("deploy_lock", asyncio.Lock)
 
+#: SHA-256 digests of the configured tokens: a request value equal to one is masked like a password.
+TOKEN_DIGESTS = web.AppKey("token_digests", frozenset)
 JOBS = web.AppKey("jobs", Jobs)
 #: The persistent Airflow process that answers the experimental API.
 AIRFLOW_WORKER = web.AppKey("airflow_worker", AirflowWorker)
@@ -30,6 +34,10 @@ SHARED_AIRFLOW_WORKER = web.AppKey("shared_airflow_worker", AirflowWorker)
 DAEMONS = web.AppKey("daemons", ExecRunner)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+#: The request's secrets: everything it answers, streams or logs is masked with it.
+MASKER = web.RequestKey("masker", Masker)
+#: The request's audit record, filled in by the handlers (API, argument names, job id).
+AUDIT = web.RequestKey("audit", AuditRecord)
 #: ``X-Forwarded-Prefix`` from a trusted proxy: links the gateway emits start with it.
 FORWARDED_PREFIX = web.RequestKey("forwarded_prefix", str)
 #: When the request arrived (the envelope's ``call_time``).

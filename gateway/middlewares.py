@@ -1,20 +1,36 @@
-"""Middlewares: every error is JSON in its route family's shape, and every non-public route needs a token."""
+"""Middlewares, outermost first: secrets → audit → errors → forwarded headers → authentication.
+
+- secrets: the request's :class:`~gateway.masking.Masker`, current for everything the request logs;
+- audit: one JSON record per call (:mod:`gateway.audit`);
+- errors: every failure is JSON in its route family's shape, and never echoes a secret;
+- forwarded: ``X-Forwarded-*`` believed only from ``server.trusted_proxies``, right-most untrusted hop;
+- auth: every non-public route needs a token.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from collections.abc import Callable
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp_remotes import XForwardedFiltered
 
+from .audit import AuditLog, AuditRecord
 from .auth import TokenAuth
 from .envelope import error_response, plugin_response, utc_now
-from .keys import CALL_TIME, FORWARDED_PREFIX, PRINCIPAL, SETTINGS
+from .errors import ApiError
+from .keys import AUDIT, CALL_TIME, FORWARDED_PREFIX, MASKER, PRINCIPAL, SETTINGS
+from .masking import CURRENT, MASK, SENSITIVE_KEY, Masker, token_digest
 
 log = logging.getLogger(__name__)
 
 PLUGIN_PREFIX = "/admin/rest_api"
+_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 
 
 class Routes:
@@ -41,26 +57,53 @@ def link(request: web.Request, path: str) -> str:
     return request.get(FORWARDED_PREFIX, "") + request.app[SETTINGS].server.base_path + path
 
 
-def forwarded_middleware(trusted_proxies: frozenset[str]) -> Callable[[web.Request, Handler], object]:
-    """Honour ``X-Forwarded-For/Proto/Host/Prefix`` only from ``server.trusted_proxies`` (others could lie)."""
+def masked_arguments(values: Iterable[tuple[str, Any]], masker: Masker) -> dict[str, Any]:
+    """Echoed arguments: values under password-like names hidden whole, every known secret masked."""
+    return {key: MASK if SENSITIVE_KEY.search(key) else masker.value(value) for key, value in values}
+
+
+def secrets_middleware(auth: TokenAuth) -> Callable[[web.Request, Handler], Any]:
+    """Start the request's masker with what is secret before any handler looks: the presented token,
+    query values under password-like names, and any query value that *is* a configured token."""
+    known = auth.digests
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.remote not in trusted_proxies:
+        masker = Masker([auth.presented(request) or ""], known)
+        for key, value in request.query.items():
+            if SENSITIVE_KEY.search(key) or token_digest(value) in known:
+                masker.add(value)
+            masker.add_uri(value)
+        request[MASKER] = masker
+        reset = CURRENT.set(masker)
+        try:
             return await handler(request)
-        changes: dict[str, str] = {}
-        forwarded_for = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
-        if forwarded_for:
-            changes["remote"] = forwarded_for
-        if request.headers.get("X-Forwarded-Proto") in ("http", "https"):
-            changes["scheme"] = request.headers["X-Forwarded-Proto"]
-        if request.headers.get("X-Forwarded-Host"):
-            changes["host"] = request.headers["X-Forwarded-Host"]
-        cloned = request.clone(**changes) if changes else request
-        prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
-        if prefix.startswith("/"):
-            cloned[FORWARDED_PREFIX] = prefix
-        return await handler(cloned)
+        finally:
+            CURRENT.reset(reset)
+
+    return middleware
+
+
+def audit_middleware(audit: AuditLog, routes: Routes) -> Callable[[web.Request, Handler], Any]:
+    """One audit record per call; ``/health`` (polled by load balancers) is left out."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if routes.local(request.path) == "/health":
+            return await handler(request)
+        resource = request.match_info.route.resource
+        record = AuditRecord(route=resource.canonical if resource is not None else "(no route)", remote=request.remote)
+        request[AUDIT] = record
+        started = time.monotonic()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        finally:
+            record.status = status
+            record.duration_s = round(time.monotonic() - started, 4)
+            audit.write(record)
 
     return middleware
 
@@ -68,19 +111,24 @@ def forwarded_middleware(trusted_proxies: frozenset[str]) -> Callable[[web.Reque
 def family_error(
     routes: Routes, request: web.Request, status: int, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
+    masker = request.get(MASKER) or Masker()
+    message = masker.text(message)
     if routes.is_plugin(request.path):
+        arguments = masked_arguments(request.query.items(), masker)
         return plugin_response(
-            request.get(CALL_TIME) or utc_now(), status, message, headers=headers, arguments=dict(request.query)
+            request.get(CALL_TIME) or utc_now(), status, message, headers=headers, arguments=arguments
         )
     return error_response(status, message, headers)
 
 
-def errors_middleware(routes: Routes) -> Callable[[web.Request, Handler], object]:
+def errors_middleware(routes: Routes) -> Callable[[web.Request, Handler], Any]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[CALL_TIME] = utc_now()
         try:
             return await handler(request)
+        except ApiError as exc:
+            return family_error(routes, request, exc.status, exc.message, exc.headers)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -93,18 +141,51 @@ def errors_middleware(routes: Routes) -> Callable[[web.Request, Handler], object
     return middleware
 
 
-def auth_middleware(routes: Routes, auth: TokenAuth) -> Callable[[web.Request, Handler], object]:
+def forwarded_middleware(trusted_proxies: Iterable[str]) -> Callable[[web.Request, Handler], Any]:
+    """``X-Forwarded-For/Proto/Host`` (aiohttp-remotes: the right-most hop that is not a trusted proxy) and
+    ``X-Forwarded-Prefix``, only when the connection itself comes from a trusted proxy (others could lie)."""
+    networks = [ipaddress.ip_network(item, strict=False) for item in trusted_proxies]
+    filtered = XForwardedFiltered(networks) if networks else None
+
+    def trusted(remote: str | None) -> bool:
+        try:
+            address = ipaddress.ip_address(remote or "")
+        except ValueError:
+            return False
+        return any(address in network for network in networks)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if filtered is None or not trusted(request.remote):
+            return await handler(request)
+        prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
+        if _PREFIX.fullmatch(prefix):
+            request[FORWARDED_PREFIX] = prefix
+
+        async def forwarded(cloned: web.Request) -> web.StreamResponse:
+            if AUDIT in cloned:
+                cloned[AUDIT].remote = cloned.remote
+            return await handler(cloned)
+
+        return await filtered.middleware(request, forwarded)
+
+    return middleware
+
+
+def auth_middleware(routes: Routes, auth: TokenAuth) -> Callable[[web.Request, Handler], Any]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if routes.is_public(request.path):
             return await handler(request)
-        principal = auth.authenticate(request)
+        principal = auth.authenticate(auth.presented(request))
         if principal is None:
             if routes.is_plugin(request.path):
                 # Exactly the plugin's body: no arguments echoed.
                 return plugin_response(request[CALL_TIME], 403, "Token Authentication Failed")
             return error_response(403, "Token Authentication Failed")
         request[PRINCIPAL] = principal
+        if AUDIT in request:
+            request[AUDIT].token = principal.name
         return await handler(request)
 
     return middleware

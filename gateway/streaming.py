@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from .catalog import parse_bool
+from .masking import Masker
 from .runner import Chunk, Run
 from .runner.base import Stream
 
@@ -75,12 +76,13 @@ def _decode(data: bytes) -> str:
 class EventWriter:
     """Writes events in one format onto a prepared :class:`web.StreamResponse`."""
 
-    def __init__(self, response: web.StreamResponse, fmt: Format) -> None:
+    def __init__(self, response: web.StreamResponse, fmt: Format, masker: Masker) -> None:
         self.response = response
         self.format = fmt
+        self.masker = masker
 
     @classmethod
-    async def open(cls, request: web.Request, fmt: Format) -> EventWriter:
+    async def open(cls, request: web.Request, fmt: Format, masker: Masker) -> EventWriter:
         content_type = fmt.value + ("; charset=utf-8" if fmt is not Format.SSE else "")
         response = web.StreamResponse(
             status=200,
@@ -92,9 +94,10 @@ class EventWriter:
             },
         )
         await response.prepare(request)
-        return cls(response, fmt)
+        return cls(response, fmt, masker)
 
     async def event(self, kind: str, payload: dict[str, Any]) -> None:
+        payload = self.masker.value(payload)
         if self.format is Format.NDJSON:
             data = json.dumps({"type": kind, **payload}) + "\n"
         elif self.format is Format.SSE:

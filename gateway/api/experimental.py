@@ -8,35 +8,41 @@ list each endpoint is named ``experimental.<operation>`` (``experimental.*`` all
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from aiohttp import web
 
-from ..envelope import error_response
-from ..keys import AIRFLOW_WORKER, PRINCIPAL
+from ..bodies import loads, read_bytes
+from ..catalog import MAX_ID_CHARS, RUN_ID, checked_date, is_id, is_run_id
+from ..errors import ApiError
+from ..keys import AIRFLOW_WORKER, AUDIT, MASKER, PRINCIPAL
 from ..runner import RunnerUnavailable
 
 routes = web.RouteTableDef()
 PREFIX = "/api/experimental"
-_RUN_ID = re.compile(r"^[A-Za-z0-9_.~:+-]+$")
 _TRUE = {"true", "t", "y", "yes", "1", "on"}
 MAX_POOL_NAME = 256
+MAX_DESCRIPTION = 65536
+DATE_ERROR = (
+    "Given execution date, {}, could not be identified as a date. Example date format: 2015-11-16T14:34:15+00:00"
+)
 
 
-def BadRequest(message: str) -> web.HTTPBadRequest:
+def BadRequest(message: str) -> ApiError:
     """A 400; the errors middleware answers it as ``{"error": message}``."""
-    return web.HTTPBadRequest(text=message)
+    return ApiError(400, message)
 
 
 async def _answer(request: web.Request, op: str, **args: Any) -> web.Response:
     principal = request[PRINCIPAL]
+    request[AUDIT].api, request[AUDIT].args = f"experimental.{op}", sorted(args)
     if not principal.may_call(f"experimental.{op}"):
-        return error_response(403, f"Token '{principal.name}' is not allowed to call experimental.{op}")
+        raise ApiError(403, f"Token '{principal.name}' is not allowed to call experimental.{op}")
     try:
         status, body = await request.app[AIRFLOW_WORKER].call(op, **args)
     except RunnerUnavailable as exc:
-        return error_response(503, str(exc), {"Retry-After": "2"})
+        raise ApiError(503, str(exc), {"Retry-After": "2"}) from None
+    body = request[MASKER].value(body)
     if op == "dag_code" and status == 200:
         return web.Response(text=body, content_type="text/plain")
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
@@ -44,16 +50,36 @@ async def _answer(request: web.Request, op: str, **args: Any) -> web.Response:
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, whatever the Content-Type says (as Airflow 2 read it); empty means {}."""
-    raw = await request.read()
+    raw = await read_bytes(request)
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"The body is not valid JSON: {exc}") from None
+    body = loads(raw)
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object")
     return body
+
+
+def _path(request: web.Request) -> dict[str, str]:
+    """The path's parameters, checked: ids as Airflow allows them, dates Airflow can compute with."""
+    info = dict(request.match_info)
+    for key in ("dag_id", "task_id"):
+        if key in info and not is_id(info[key]):
+            what = "Dag id {} not found in DagModel" if key == "dag_id" else "Task {} not found"
+            raise ApiError(404, what.format(info[key][:MAX_ID_CHARS]))
+    if "execution_date" in info:
+        info["execution_date"] = _date_or_run_id(info["execution_date"])
+    if "name" in info and (len(info["name"]) > MAX_POOL_NAME or not info["name"].isprintable()):
+        raise ApiError(404, f"Pool {info['name'][:MAX_POOL_NAME]!r} doesn't exist")
+    return info
+
+
+def _date_or_run_id(value: str) -> str:
+    try:
+        if checked_date("execution_date", value) is not None or is_run_id(value):
+            return value
+    except ApiError as exc:
+        raise BadRequest(exc.message) from None
+    raise BadRequest(DATE_ERROR.format(value[:100]))
 
 
 def _trigger_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -70,16 +96,15 @@ def _trigger_body(body: dict[str, Any]) -> dict[str, Any]:
         checked["conf"] = conf
     run_id = body.get("run_id")
     if run_id not in (None, ""):
-        if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or len(run_id) > 250:
-            raise BadRequest(f"The run_id provided {run_id!r} does not match regex pattern '{_RUN_ID.pattern}'")
+        if not isinstance(run_id, str) or not is_run_id(run_id):
+            raise BadRequest(
+                f"The run_id provided {str(run_id)[:100]!r} does not match regex pattern '^{RUN_ID.pattern}$'"
+            )
         checked["run_id"] = run_id
     date = body.get("execution_date")
     if date is not None:
-        if not isinstance(date, str):
-            raise BadRequest(
-                f"Given execution date, {date}, could not be identified as a date. "
-                "Example date format: 2015-11-16T14:34:15+00:00"
-            )
+        if not isinstance(date, str) or checked_date("execution_date", date) is None:
+            raise BadRequest(DATE_ERROR.format(str(date)[:100]))
         checked["execution_date"] = date
     replace = body.get("replace_microseconds")
     if isinstance(replace, bool):
@@ -100,42 +125,54 @@ def _pool_body(body: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest("Pool name shouldn't be empty")
     if len(name) > MAX_POOL_NAME:
         raise BadRequest(f"Pool name can't be more than {MAX_POOL_NAME} characters")
-    slots = body.get("slots")
-    try:
-        if isinstance(slots, bool) or slots is None:
-            raise ValueError
-        slots = int(slots)
-    except (TypeError, ValueError):
-        raise BadRequest(f"Bad value for `slots`: {slots}") from None
+    if not name.isprintable():
+        raise BadRequest("Pool name must be printable text")
+    slots = _slots(body.get("slots"))
     description = body.get("description", "")
-    if description is not None and not isinstance(description, str):
-        raise BadRequest("Pool description must be a string")
+    if description is not None and (not isinstance(description, str) or len(description) > MAX_DESCRIPTION):
+        raise BadRequest(f"Pool description must be a string of at most {MAX_DESCRIPTION} characters")
+    if description and "\x00" in description:
+        raise BadRequest("Pool description contains a NUL character")
     include_deferred = body.get("include_deferred", False)
     if not isinstance(include_deferred, bool):
         raise BadRequest("include_deferred must be a boolean")
     return {"name": name, "slots": slots, "description": description or "", "include_deferred": include_deferred}
 
 
+def _slots(value: Any) -> int:
+    """Airflow 2 took ``int(slots)``: whole numbers (or strings of them), -1 meaning unlimited; no booleans."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit():
+        number = int(value.strip()) if len(value.strip()) <= 11 else None
+    if number is None or not -1 <= number <= 2**31 - 1:
+        raise BadRequest(f"Bad value for `slots`: {str(value)[:100]}")
+    return number
+
+
 @routes.post(PREFIX + "/dags/{dag_id}/dag_runs")
 async def trigger(request: web.Request) -> web.Response:
     body = _trigger_body(await _json_object(request))
-    return await _answer(request, "trigger", dag_id=request.match_info["dag_id"], body=body)
+    return await _answer(request, "trigger", dag_id=_path(request)["dag_id"], body=body)
 
 
 @routes.get(PREFIX + "/dags/{dag_id}/dag_runs")
 async def list_runs(request: web.Request) -> web.Response:
-    return await _answer(request, "list_runs", dag_id=request.match_info["dag_id"], state=request.query.get("state"))
+    return await _answer(request, "list_runs", dag_id=_path(request)["dag_id"], state=request.query.get("state"))
 
 
 @routes.get(PREFIX + "/dags/{dag_id}/dag_runs/{execution_date}")
 async def run_state(request: web.Request) -> web.Response:
-    info = request.match_info
+    info = _path(request)
     return await _answer(request, "run_state", dag_id=info["dag_id"], execution_date=info["execution_date"])
 
 
 @routes.get(PREFIX + "/dags/{dag_id}/dag_runs/{execution_date}/tasks/{task_id}")
 async def task_instance(request: web.Request) -> web.Response:
-    info = request.match_info
+    info = _path(request)
     return await _answer(
         request, "task_instance", dag_id=info["dag_id"], execution_date=info["execution_date"], task_id=info["task_id"]
     )
@@ -143,31 +180,31 @@ async def task_instance(request: web.Request) -> web.Response:
 
 @routes.get(PREFIX + "/dags/{dag_id}/tasks/{task_id}")
 async def task_info(request: web.Request) -> web.Response:
-    info = request.match_info
+    info = _path(request)
     return await _answer(request, "task_info", dag_id=info["dag_id"], task_id=info["task_id"])
 
 
 @routes.get(PREFIX + "/dags/{dag_id}/code")
 async def dag_code(request: web.Request) -> web.Response:
-    return await _answer(request, "dag_code", dag_id=request.match_info["dag_id"])
+    return await _answer(request, "dag_code", dag_id=_path(request)["dag_id"])
 
 
 @routes.get(PREFIX + "/dags/{dag_id}/paused/{paused}")
 async def set_paused(request: web.Request) -> web.Response:
-    paused = request.match_info["paused"]
+    paused = _path(request)["paused"]
     if paused not in ("true", "false"):
         raise BadRequest(f"'paused' must be 'true' or 'false', got {paused!r}")
-    return await _answer(request, "set_paused", dag_id=request.match_info["dag_id"], paused=paused)
+    return await _answer(request, "set_paused", dag_id=_path(request)["dag_id"], paused=paused)
 
 
 @routes.get(PREFIX + "/dags/{dag_id}/paused")
 async def get_paused(request: web.Request) -> web.Response:
-    return await _answer(request, "get_paused", dag_id=request.match_info["dag_id"])
+    return await _answer(request, "get_paused", dag_id=_path(request)["dag_id"])
 
 
 @routes.delete(PREFIX + "/dags/{dag_id}")
 async def delete_dag(request: web.Request) -> web.Response:
-    return await _answer(request, "delete", dag_id=request.match_info["dag_id"])
+    return await _answer(request, "delete", dag_id=_path(request)["dag_id"])
 
 
 @routes.get(PREFIX + "/test")
@@ -197,15 +234,15 @@ async def create_pool(request: web.Request) -> web.Response:
 
 @routes.get(PREFIX + "/pools/{name}")
 async def pool(request: web.Request) -> web.Response:
-    return await _answer(request, "pool", name=request.match_info["name"])
+    return await _answer(request, "pool", name=_path(request)["name"])
 
 
 @routes.delete(PREFIX + "/pools/{name}")
 async def delete_pool(request: web.Request) -> web.Response:
-    return await _answer(request, "delete_pool", name=request.match_info["name"])
+    return await _answer(request, "delete_pool", name=_path(request)["name"])
 
 
 @routes.get(PREFIX + "/lineage/{dag_id}/{execution_date}")
 async def lineage(request: web.Request) -> web.Response:
-    info = request.match_info
+    info = _path(request)
     return await _answer(request, "lineage", dag_id=info["dag_id"], execution_date=info["execution_date"])

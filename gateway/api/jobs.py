@@ -1,21 +1,27 @@
 """``/api/jobs``: background runs started with ``async=true`` — list, status, log replay/follow, cancel.
 
-A token sees and cancels only the jobs of APIs its ``allow`` list lets it call.
+A job belongs to the token that started it: only that token sees, follows and cancels it — and tokens
+allowed ``*`` (administrators), which see every job.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
 
+from ..auth import Principal
 from ..envelope import error_response
+from ..errors import ApiError
 from ..jobs import Job
-from ..keys import JOBS, PRINCIPAL
+from ..keys import JOBS, MASKER, PRINCIPAL
 from ..middlewares import link
 from ..streaming import ClientGone, EventWriter, Format, stream_format
 
 routes = web.RouteTableDef()
+JOB_ID = re.compile(r"[0-9a-f]{16}")
+OFFSET = re.compile(r"[0-9]{1,18}")
 
 
 def job_urls(request: web.Request, job: Job) -> dict[str, str]:
@@ -27,17 +33,22 @@ def _described(request: web.Request, job: Job) -> dict[str, Any]:
     return {**job.public(), **job_urls(request, job)}
 
 
+def _sees(principal: Principal, job: Job) -> bool:
+    return principal.sees_everything or job.owner == principal.name
+
+
 def _visible_job(request: web.Request) -> Job:
-    job = request.app[JOBS].get(request.match_info["job_id"])
-    if job is None or not request[PRINCIPAL].may_call(job.api):
-        raise web.HTTPNotFound(text=f"No job {request.match_info['job_id']!r}")
+    job_id = request.match_info["job_id"]
+    job = request.app[JOBS].get(job_id) if JOB_ID.fullmatch(job_id) else None
+    if job is None or not _sees(request[PRINCIPAL], job):
+        raise ApiError(404, "No such job (or it belongs to another token)")
     return job
 
 
 @routes.get("/api/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
-    jobs = [_described(request, job) for job in request.app[JOBS].newest_first() if principal.may_call(job.api)]
+    jobs = [_described(request, job) for job in request.app[JOBS].newest_first() if _sees(principal, job)]
     return web.json_response({"jobs": jobs})
 
 
@@ -59,19 +70,18 @@ async def cancel_job(request: web.Request) -> web.Response:
 async def job_log(request: web.Request) -> web.StreamResponse:
     jobs = request.app[JOBS]
     job = _visible_job(request)
-    try:
-        offset = int(request.query.get("offset", "0"))
-        if offset < 0:
-            raise ValueError
-    except ValueError:
-        return error_response(400, "'offset' must be a non-negative whole number (a byte offset from next_offset)")
+    raw_offset = request.query.get("offset", "0")
+    if not OFFSET.fullmatch(raw_offset):
+        raise ApiError(400, "'offset' must be a non-negative whole number (a byte offset from next_offset)")
+    offset = int(raw_offset)
+    jobs.check_offset(job, offset)
     fmt = stream_format(request.query.get("stream"), request.headers.get("Accept", ""))
     if fmt is None:
         events, next_offset = jobs.read(job, offset)
         return web.json_response(
             {"job_id": job.id, "state": job.state.value, "offset": offset, "next_offset": next_offset, "events": events}
         )
-    writer = await EventWriter.open(request, Format.NDJSON if fmt is Format.TEXT else fmt)
+    writer = await EventWriter.open(request, Format.NDJSON if fmt is Format.TEXT else fmt, request[MASKER])
     try:
         async for event in jobs.follow(job, offset):
             if request.transport is None or request.transport.is_closing():

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
 from .. import __version__
+from ..bodies import loads, read_form, read_json
 from ..catalog import CATALOG, Api, ApiError, Kind, Outcome, Upload, Values, parse_bool, validate
 from ..dagfiles import deploy_dag
 from ..envelope import dumps, plugin_body
-from ..keys import CALL_TIME, DAEMONS, JOBS, PRINCIPAL, RUNNER, SETTINGS
+from ..keys import AUDIT, CALL_TIME, DAEMONS, JOBS, MASKER, PRINCIPAL, RUNNER, SETTINGS, TOKEN_DIGESTS
+from ..masking import Masker, token_digest
+from ..middlewares import masked_arguments
 from ..output import Failure, classify_failure, split_log_lines
 from ..runner import Collector, Command, Overloaded, RunnerUnavailable, RunResult, RunState
 from ..streaming import ClientGone, EventWriter, Format, Lines, chunks_with_heartbeats, stream_format
@@ -26,6 +28,10 @@ from .jobs import job_urls
 routes = web.RouteTableDef()
 #: Request keys that are options of the gateway, not arguments of the API.
 OPTIONS = ("stream", "async")
+#: Linux's MAX_ARG_STRLEN (32 pages) less the terminating NUL: the longest single argv element.
+MAX_ARG_BYTES = 128 * 1024 - 1
+#: All of argv together, well under ARG_MAX (which the environment shares).
+MAX_ARGV_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,15 +51,12 @@ async def read_params(request: web.Request, max_upload_bytes: int) -> Params:
     body: dict[str, Any] = {}
     if request.body_exists:
         if request.content_type == "application/json":
-            try:
-                document = await request.json()
-            except ValueError as exc:
-                raise ApiError(400, f"The body is not valid JSON: {exc}") from None
-            if not isinstance(document, dict):
+            document = await read_json(request)
+            if document is not None and not isinstance(document, dict):
                 raise ApiError(400, "A JSON body must be an object of arguments")
-            body = document
+            body = document or {}
         elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            form = await request.post()
+            form = await read_form(request)
             for key in form:
                 value = form[key]
                 if isinstance(value, web.FileField):
@@ -66,35 +69,46 @@ async def read_params(request: web.Request, max_upload_bytes: int) -> Params:
     return Params(query=query, body=body)
 
 
-def _masked(api: Api | None, values: dict[str, Any]) -> dict[str, Any]:
-    shown: dict[str, Any] = {}
-    for key, value in values.items():
-        arg = api.arg(key) if api else None
+def learn_secrets(masker: Masker, api: Api | None, params: Params, token_digests: frozenset[bytes]) -> None:
+    """Everything secret the request carries: secret arguments, password-like keys, URIs, configured tokens."""
+    for key, value in [*params.query.items(), *params.body.items()]:
         if isinstance(value, Upload):
-            shown[key] = value.filename
-        elif arg is not None and arg.secret and value not in (None, ""):
-            shown[key] = _mask_secret(value)
-        else:
-            shown[key] = value
-    return shown
+            continue
+        arg = api.arg(key) if api is not None and isinstance(key, str) else None
+        if isinstance(value, str):
+            if (arg is not None and arg.secret and "://" not in value) or token_digest(value) in token_digests:
+                masker.add(value)
+            masker.add_uri(value)
+            if value.lstrip().startswith("{"):
+                masker.add_sensitive_values(_json_or_none(value))
+        elif isinstance(value, dict | list):
+            masker.add_sensitive_values(value)
+        if arg is not None and arg.secret and isinstance(value, dict):
+            masker.add_sensitive_values(value)
 
 
-def _mask_secret(value: Any) -> str:
-    if isinstance(value, str) and "://" in value:
-        parts = urlsplit(value)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return value
-    return "***"
+def _json_or_none(text: str) -> Any:
+    try:
+        return loads(text)
+    except ApiError:
+        return None
+
+
+def _shown(values: dict[str, Any], masker: Masker) -> dict[str, Any]:
+    shown = {key: value.filename if isinstance(value, Upload) else value for key, value in values.items()}
+    return masked_arguments(shown.items(), masker)
 
 
 class Reply:
     """Builds the envelope for one request; every answer on this route goes through it."""
 
-    def __init__(self, request: web.Request, params: Params, api: Api | None) -> None:
+    def __init__(self, request: web.Request, params: Params) -> None:
         self.request = request
-        self.fields = {"arguments": _masked(api, params.query), "post_arguments": _masked(api, params.body) or None}
+        self.masker = request[MASKER]
+        self.fields = {
+            "arguments": _shown(params.query, self.masker),
+            "post_arguments": _shown(params.body, self.masker) or None,
+        }
 
     def body(self, http_status: int, output: Any, **fields: Any) -> dict[str, Any]:
         return plugin_body(self.request[CALL_TIME], http_status, output, **self.fields, **fields)
@@ -106,7 +120,10 @@ class Reply:
 
     def json(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
         return web.Response(
-            status=body["http_response_code"], text=dumps(body), content_type="application/json", headers=headers
+            status=body["http_response_code"],
+            text=dumps(self.masker.value(body)),
+            content_type="application/json",
+            headers=headers,
         )
 
     def result_body(self, api: Api, values: Values, command_display: str, result: RunResult) -> dict[str, Any]:
@@ -139,12 +156,15 @@ async def plugin_api(request: web.Request) -> web.StreamResponse:
     try:
         params = await read_params(request, settings.deploy.max_bytes)
     except ApiError as exc:
-        return Reply(request, Params(dict(request.query), {}), None)(exc.status, exc.message)
+        return Reply(request, Params(dict(request.query), {}))(exc.status, exc.message)
     merged = params.merged
     name = str(merged.pop("api", "") or "").strip().lower()
     options = {key: merged.pop(key) for key in OPTIONS if key in merged}
     api = CATALOG.get(name)
-    reply = Reply(request, params, api)
+    learn_secrets(request[MASKER], api, params, request.app[TOKEN_DIGESTS])
+    audit = request[AUDIT]
+    audit.api, audit.args = (name if api else None), sorted(str(key) for key in merged)
+    reply = Reply(request, params)
     if not name:
         return reply(400, "API should be provided")
     if api is None:
@@ -184,10 +204,10 @@ async def _call(
     if api.name == "rest_api_plugin_version":
         return reply(200, __version__)
     if api.name == "deploy_dag":
-        deployed = await deploy_dag(request.app, values)
+        deployed = await deploy_dag(request.app, values, principal.name)
         return reply(deployed.http_status, deployed.message, data=deployed.data, warning=deployed.warning)
     assert api.build is not None
-    command = api.build(values)
+    command = fits_argv(api.build(values)).run_as(principal.name)
     if run_async:
         return _start_job(request, reply, api, command)
     if fmt is not None:
@@ -196,17 +216,33 @@ async def _call(
     return reply.json(reply.result_body(api, values, command.display(), result))
 
 
+def fits_argv(command: Command) -> Command:
+    """Refuse up front what no process could be started with (Linux: 128 KiB per argument)."""
+    for arg in command.argv:
+        if len(arg.encode("utf-8", "surrogateescape")) > MAX_ARG_BYTES:
+            raise ApiError(
+                413,
+                f"An argument is longer than {MAX_ARG_BYTES} bytes, the most a command line argument can hold "
+                "(Linux's MAX_ARG_STRLEN); pass less data (large variables: use variables import with a file)",
+            )
+    if sum(len(arg.encode("utf-8", "surrogateescape")) + 1 for arg in command.argv) > MAX_ARGV_BYTES:
+        raise ApiError(413, f"The command line would be longer than {MAX_ARGV_BYTES} bytes in all; pass less data")
+    return command
+
+
 def _start_job(request: web.Request, reply: Reply, api: Api, command: Command) -> web.Response:
     jobs = request.app[JOBS]
     owner = request[PRINCIPAL].name
+    masker = request[MASKER]
     if api.kind is Kind.DAEMON:
         # Daemons never take an admission slot (they would hold it forever) and always run exec'd.
-        job = jobs.submit(api.name, command, owner, request.app[DAEMONS].start, daemon=True)
+        job = jobs.submit(api.name, command, owner, request.app[DAEMONS].start, masker, daemon=True)
     else:
         runner = request.app[RUNNER]
         if runner.admission.full:
             raise Overloaded(runner.admission.retry_after_s)
-        job = jobs.submit(api.name, command, owner, runner.start)
+        job = jobs.submit(api.name, command, owner, runner.start, masker)
+    request[AUDIT].job_id = job.id
     return reply(
         202,
         f"Job {job.id} started",
@@ -224,7 +260,7 @@ async def stream_command(
     settings = request.app[SETTINGS]
     runner = request.app[RUNNER]
     async with runner.start(command) as run:
-        writer = await EventWriter.open(request, fmt)
+        writer = await EventWriter.open(request, fmt, request[MASKER])
         lines, kept = Lines(), Collector(runner.max_output_bytes)
         try:
             async for chunk in chunks_with_heartbeats(request, run, settings.streaming.heartbeat_s, writer.heartbeat):

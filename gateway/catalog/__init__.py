@@ -9,13 +9,32 @@ Run ``python -m gateway.catalog`` to print the Markdown API table.
 
 from .apis import APIS, CATALOG, example_query, markdown_table
 from .commands import DATA_ENV, INFO_ENV, TASK_ENV
-from .model import Api, ApiError, Arg, ArgType, Kind, Outcome, Upload, Values, parse_bool, parse_date, validate
+from .model import (
+    MAX_ID_CHARS,
+    RUN_ID,
+    Api,
+    ApiError,
+    Arg,
+    ArgType,
+    Kind,
+    Outcome,
+    Upload,
+    Values,
+    checked_date,
+    is_id,
+    is_run_id,
+    parse_bool,
+    parse_date,
+    validate,
+)
 
 __all__ = [
     "APIS",
     "CATALOG",
     "DATA_ENV",
     "INFO_ENV",
+    "MAX_ID_CHARS",
+    "RUN_ID",
     "TASK_ENV",
     "Api",
     "ApiError",
@@ -25,7 +44,10 @@ __all__ = [
     "Outcome",
     "Upload",
     "Values",
+    "checked_date",
     "example_query",
+    "is_id",
+    "is_run_id",
     "markdown_table",
     "parse_bool",
     "parse_date",

@@ -17,6 +17,11 @@ from ..output import Failure, parse_json
 from ..runner import Command
 from .model import ApiError, Arg, ArgType, Outcome, Values
 
+#: Airflow's column sizes: longer values fail in the database (PostgreSQL) or are cut.
+VARIABLE_KEY_CHARS = 250
+POOL_NAME_CHARS = 256
+CONNECTION_FIELD_CHARS = 500
+
 DATA_ENV = {"PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR", "NO_COLOR": "1"}
 #: Environment for commands that run task code: the task's own log lines and its final state stay visible.
 TASK_ENV = {
@@ -348,8 +353,12 @@ def pool(v: Values) -> Command:
         v = {**v, "set": name}
     elif "set" in v:
         parts = v["set"].split(maxsplit=2)
-        if len(parts) < 2 or not parts[1].isdigit():
-            raise ApiError(400, "'set' takes 'NAME SLOT_COUNT DESCRIPTION', for example set=etl 5 nightly jobs")
+        if len(parts) < 2 or not re.fullmatch(r"[0-9]{1,9}", parts[1]) or len(parts[0]) > POOL_NAME_CHARS:
+            raise ApiError(
+                400,
+                f"'set' takes 'NAME SLOT_COUNT DESCRIPTION' (a name of at most {POOL_NAME_CHARS} characters, "
+                "a whole number of slots), for example set=etl 5 nightly jobs",
+            )
         name, slots, description = parts[0], int(parts[1]), parts[2] if len(parts) > 2 else ""
     action = _one_action("pool", v, ("set", "get", "delete"))
     if action == "set":

@@ -7,31 +7,28 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from ..bodies import loads
+from ..errors import ApiError
 from ..output import Failure, parse_json
 from ..runner import Command
 
-# Airflow's own patterns: airflow.utils.helpers.KEY_REGEX and [scheduler] allowed_run_id_pattern.
-_KEY = re.compile(r"^[\w.-]+$")
-_RUN_ID = re.compile(r"^[A-Za-z0-9_.~:+-]+$")
-_DATE_SHAPED = re.compile(r"^\d{4}-\d{2}-\d{2}")
-_MAX_ID_CHARS = 250
+# Airflow's own patterns (airflow.utils.helpers.KEY_REGEX, [scheduler] allowed_run_id_pattern), always
+# applied with fullmatch: ``$`` would let a trailing newline through.
+KEY = re.compile(r"[\w.-]+")
+RUN_ID = re.compile(r"[A-Za-z0-9_.~:+-]+")
+_DATE_SHAPED = re.compile(r"\d{4}-\d{2}-\d{2}")
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,19}")
+MAX_ID_CHARS = 250
 _MAX_TEXT_CHARS = 65536
+#: Logical dates the gateway passes on: Airflow adds and subtracts schedule intervals, which overflow near
+#: Python's year 1 and 9999.
+EARLIEST_DATE = datetime(1000, 1, 1)
+LATEST_DATE = datetime(9998, 12, 31, 23, 59, 59)
 _TRUE = frozenset({"", "true", "1", "yes", "on", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
-
-#: Environment for data commands: no warnings, no info logs, so stdout is the data.
-
-
-class ApiError(Exception):
-    """A request the gateway refuses before running anything; ``status`` is the HTTP code."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class ArgType(enum.Enum):
@@ -84,6 +81,9 @@ class Arg:
     refusal: str = ""
     #: Masked in echoed arguments and in ``airflow_cmd``.
     secret: bool = False
+    #: TEXT: the longest value accepted (Airflow's column sizes); INT: the largest.
+    max_chars: int = _MAX_TEXT_CHARS
+    max_value: int = 2**31 - 1
 
     @property
     def accepted(self) -> bool:
@@ -153,6 +153,27 @@ def parse_date(value: str) -> datetime | None:
     return None
 
 
+def checked_date(name: str, value: str) -> datetime | None:
+    """A date within what Airflow can compute with (in UTC), None when ``value`` is no date, else a 400."""
+    parsed = parse_date(value)
+    if parsed is None:
+        return None
+    try:
+        moment = parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    except (OverflowError, ValueError):
+        moment = None
+    if moment is None or not EARLIEST_DATE <= moment <= LATEST_DATE:
+        raise ApiError(
+            400, f"'{name}' must lie between {EARLIEST_DATE:%Y-%m-%d} and {LATEST_DATE:%Y-%m-%d} (UTC), got {value!r}"
+        )
+    return parsed
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """A value quoted for an error message, cut short (errors echo what was sent, not 70 KB of it)."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
 def _as_text(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -168,15 +189,10 @@ def _as_text(name: str, value: Any) -> str:
 
 
 def _json_object(name: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = loads(value, f"'{name}'")
     if isinstance(value, dict):
         return value
-    if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
-        except ValueError as exc:
-            raise ApiError(400, f"'{name}' is not valid JSON: {exc}") from None
-        if isinstance(parsed, dict):
-            return parsed
     raise ApiError(400, f'\'{name}\' must be a JSON object, like {{"key": "value"}}')
 
 
@@ -199,46 +215,59 @@ def _convert(arg: Arg, value: Any) -> Any:
         return Upload(f"{name}.json", json.dumps(document).encode())
     text = _as_text(name, value)
     if arg.type is ArgType.ID:
-        if len(text) > _MAX_ID_CHARS or not _KEY.match(text) or text.startswith("-"):
+        if not is_id(text):
             raise ApiError(
                 400,
-                f"'{name}' must be letters, digits, '_', '.', '-' (at most {_MAX_ID_CHARS}), "
-                f"not starting with '-': {text!r}",
+                f"'{name}' must be letters, digits, '_', '.', '-' (at most {MAX_ID_CHARS}), "
+                f"not starting with '-': {shown(text)}",
             )
         return text
     if arg.type is ArgType.RUN_ID:
-        if len(text) > _MAX_ID_CHARS or not _RUN_ID.match(text) or text.startswith("-"):
-            raise ApiError(400, f"'{name}' is not a valid run id: {text!r}")
+        if not is_run_id(text):
+            raise ApiError(400, f"'{name}' is not a valid run id: {shown(text)}")
         return text
     if arg.type is ArgType.DATE:
-        parsed = parse_date(text)
+        parsed = checked_date(name, text)
         if parsed is None:
-            raise ApiError(400, f"'{name}' is not a date: {text!r} (expected for example 2017-01-02T03:04:05)")
+            raise ApiError(400, f"'{name}' is not a date: {shown(text)} (expected for example 2017-01-02T03:04:05)")
         return parsed.isoformat()
     if arg.type is ArgType.DATE_OR_RUN_ID:
-        parsed = parse_date(text)
+        parsed = checked_date(name, text)
         if parsed is not None:
             return parsed.isoformat()
         if _DATE_SHAPED.match(text):
             raise ApiError(
-                400, f"'{name}' must be a date (2017-01-02T03:04:05) or a run id; {text!r} is not a valid date"
+                400, f"'{name}' must be a date (2017-01-02T03:04:05) or a run id; {shown(text)} is not a valid date"
             )
-        if len(text) <= _MAX_ID_CHARS and _RUN_ID.match(text) and not text.startswith("-"):
+        if is_run_id(text):
             return text
-        raise ApiError(400, f"'{name}' must be a date (2017-01-02T03:04:05) or a run id, got {text!r}")
+        raise ApiError(400, f"'{name}' must be a date (2017-01-02T03:04:05) or a run id, got {shown(text)}")
     if arg.type is ArgType.INT:
-        try:
-            number = int(text)
-        except ValueError:
-            raise ApiError(400, f"'{name}' must be a whole number, got {text!r}") from None
-        if number < 0:
-            raise ApiError(400, f"'{name}' must not be negative")
+        stripped = text.strip()
+        if not _WHOLE_NUMBER.fullmatch(stripped):
+            if stripped.startswith("-") and _WHOLE_NUMBER.fullmatch(stripped[1:]):
+                raise ApiError(400, f"'{name}' must not be negative")
+            raise ApiError(400, f"'{name}' must be a whole number, got {shown(text)}")
+        number = int(stripped)
+        if number > arg.max_value:
+            raise ApiError(400, f"'{name}' must be at most {arg.max_value}, got {number}")
         return number
     if arg.type is ArgType.CHOICE:
         if text not in arg.choices:
-            raise ApiError(400, f"'{name}' must be one of {', '.join(arg.choices)}; got {text!r}")
+            raise ApiError(400, f"'{name}' must be one of {', '.join(arg.choices)}; got {shown(text)}")
         return text
+    if len(text) > arg.max_chars:
+        raise ApiError(400, f"'{name}' is longer than {arg.max_chars} characters")
     return text
+
+
+def is_id(text: str) -> bool:
+    """A DAG, task or connection id as Airflow allows it (and never one that reads as an option)."""
+    return len(text) <= MAX_ID_CHARS and KEY.fullmatch(text) is not None and not text.startswith("-")
+
+
+def is_run_id(text: str) -> bool:
+    return len(text) <= MAX_ID_CHARS and RUN_ID.fullmatch(text) is not None and not text.startswith("-")
 
 
 def validate(api: Api, raw: Mapping[str, Any]) -> Values:

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import signal
 import socket
 from collections.abc import Mapping
@@ -62,6 +63,8 @@ class AirflowWorker:
                 "gateway.experimental.worker",
                 "--fd",
                 str(theirs.fileno()),
+                "--parent-pid",
+                str(os.getpid()),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,

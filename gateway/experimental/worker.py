@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
 import sys
 import traceback
+
+from ..runner import contain
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="gateway.experimental.worker")
     parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args()
+    contain.die_with_parent(signal.SIGKILL, args.parent_pid)  # it starts nothing, so it can simply die
     sys.stdout = sys.stderr  # log lines must never land in the protocol
     channel = socket.socket(fileno=args.fd)
     reader, writer = channel.makefile("rb"), channel.makefile("wb")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import shlex
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 Stream = Literal["stdout", "stderr"]
@@ -51,12 +51,17 @@ class Command:
             shown = shown.replace(secret, "***")
         return shown
 
+    def run_as(self, name: str) -> Command:
+        """This command with ``USER``/``LOGNAME`` naming the caller, so Airflow's audit log and
+        ``triggering_user_name`` say who asked (the OS user is the same for every caller)."""
+        return replace(self, env={**self.env, "USER": name, "LOGNAME": name})
+
     def with_files_at(self, directory: str) -> Command:
         """This command with ``{file:NAME}`` placeholders pointing into ``directory``."""
         argv = list(self.argv)
         for name in self.files:
             argv = [a.replace(f"{{file:{name}}}", f"{directory}/{name}") for a in argv]
-        return Command(argv=tuple(argv), helper=self.helper, env=self.env, secrets=self.secrets)
+        return replace(self, argv=tuple(argv), files={})
 
 
 @dataclass(frozen=True)

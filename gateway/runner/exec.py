@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from asyncio.subprocess import DEVNULL, PIPE
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+from . import contain
 from .base import Command
 from .group import GroupRun
+
+#: The leader of every exec'd command (run as a script: standard library only, no package import).
+CONTAIN_SCRIPT = contain.__file__
 
 #: Every process the gateway starts carries this variable, so anything it owns can be found and checked.
 OWNER_ENV = "AIRFLOW_REST_GATEWAY_OWNER"
@@ -80,13 +85,20 @@ class ExecRunner:
         self.timeout_s = timeout_s
         self.kill_grace_s = kill_grace_s
 
-    def argv(self, command: Command) -> list[str]:
+    def program(self, command: Command) -> list[str]:
         if command.helper:
             return [self.python, "-m", "gateway.helpers", *command.argv]
         return [self.executable, *command.argv]
 
+    def argv(self, command: Command) -> list[str]:
+        """The command under its contained leader (see :mod:`gateway.runner.contain`)."""
+        return [self.python, "-I", "-S", CONTAIN_SCRIPT, "--parent-pid", str(os.getpid()), "--", *self.program(command)]
+
     @asynccontextmanager
     async def start(self, command: Command, timeout_s: float | None = None) -> AsyncIterator[ExecRun]:
+        program = self.program(command)[0]
+        if shutil.which(program) is None:
+            raise RunnerUnavailable(f"cannot start {program!r}: not found or not executable")
         argv = self.argv(command)
         try:
             proc = await asyncio.create_subprocess_exec(

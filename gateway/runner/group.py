@@ -9,8 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import suppress
 
-import psutil
-
+from . import contain
 from .base import Chunk, RunState, Stream
 
 CHUNK_BYTES = 64 * 1024
@@ -114,34 +113,18 @@ class GroupRun:
                 task.cancel()
                 await self._queue.put(None)
 
-    def _groups(self) -> set[int]:
-        r"""Our group, plus the groups descendants moved into (Airflow's SubprocessHook ``setsid``\s bash).
-
-        Read while the leader is alive: once it dies, its descendants belong to init and cannot be found.
-        """
-        groups = {self._pgid}
-        try:
-            descendants = psutil.Process(self._pgid).children(recursive=True)
-        except psutil.Error:
-            return groups
-        for process in descendants:
-            with suppress(ProcessLookupError, PermissionError):
-                groups.add(os.getpgid(process.pid))
-        return groups
-
     async def _stop_group(self) -> None:
-        groups = self._groups()
-        for group in groups:
-            signal_group(group, signal.SIGTERM)
+        """SIGTERM to every group in the run's tree; whatever is left after the grace is frozen and killed.
+
+        The leader is a child subreaper (:mod:`.contain`), so its tree holds everything the command started,
+        including daemons that ``setsid``'d and double-forked.
+        """
+        contain.signal_groups([self._pgid, *contain.descendants(self._pgid)], signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(self._exit), self._grace_s)
         except TimeoutError:
-            groups |= self._groups()
-            for group in groups:
-                signal_group(group, signal.SIGKILL)
+            contain.kill_tree(self._pgid, include_root=True)
             await self._exit
-        for group in groups - {self._pgid}:
-            signal_group(group, signal.SIGKILL)
 
     def _finish(self) -> None:
         if self.exit_code is not None or self.state is not RunState.RUNNING:

@@ -26,9 +26,10 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
+from . import contain
 from .base import Command
 from .exec import OWNER_ENV, RunnerUnavailable
-from .group import GroupRun, signal_group, stop_process
+from .group import GroupRun, stop_process
 
 log = logging.getLogger(__name__)
 RECEIVE_BYTES = 4096
@@ -59,7 +60,7 @@ class WarmRun(GroupRun):
         if not message:
             # The zygote died: nobody will reap or report this child. Kill its group and say so.
             self.lost = "The warm runner's fork server stopped during this command; it is restarting, retry"
-            signal_group(self.pid, signal.SIGKILL)
+            contain.kill_tree(self.pid, include_root=True)
             self._code = -signal.SIGKILL
             return
         self._code = json.loads(message)["exit"]
@@ -169,6 +170,8 @@ class WarmRunner:
             "gateway.runner.zygote",
             "--socket",
             socket_path,
+            "--parent-pid",
+            str(os.getpid()),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             start_new_session=True,
@@ -260,12 +263,12 @@ class WarmRunner:
             await loop.sock_connect(conn, zygote.socket_path)
             ends = [os.pipe2(os.O_CLOEXEC) for _ in range(2)]
             read_ends = [r for r, _ in ends]
-            request = json.dumps({"argv": list(command.argv), "helper": command.helper, "env": dict(command.env)})
+            request = _request_fd(command)
             try:
-                socket.send_fds(conn, [request.encode()], [w for _, w in ends])
+                socket.send_fds(conn, [b"run"], [*(w for _, w in ends), request])
             finally:
-                for _, w in ends:
-                    os.close(w)
+                for fd in (*(w for _, w in ends), request):
+                    os.close(fd)
             reply = json.loads(await loop.sock_recv(conn, RECEIVE_BYTES) or b"{}")
             if "pid" not in reply:
                 raise RunnerUnavailable(f"the warm runner refused the command: {reply.get('error', 'no answer')}")
@@ -280,7 +283,22 @@ class WarmRunner:
         except (OSError, ValueError) as exc:
             conn.close()
             raise RunnerUnavailable(f"the warm runner is unavailable ({exc}); retry") from None
+        except BaseException:
+            conn.close()
+            raise
         finally:
             for fd in read_ends:
                 os.close(fd)
         return WarmRun(conn, reply["pid"], tuple(pipes), timeout_s, self.kill_grace_s)
+
+
+def _request_fd(command: Command) -> int:
+    """The command as JSON in a memfd: argv of any length, past any datagram limit."""
+    request = json.dumps({"argv": list(command.argv), "helper": command.helper, "env": dict(command.env)}).encode()
+    fd = os.memfd_create("gateway-request", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, request)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

@@ -8,11 +8,18 @@ It stays **single-threaded**, which is what makes ``fork()`` safe. One ``selecto
 listening socket and a SIGCHLD wake-up pipe. The protocol runs over ``SOCK_SEQPACKET``, one message
 each way:
 
-    gateway → zygote   {"argv": [...], "helper": bool, "env": {...}}  + fds [stdout, stderr] (SCM_RIGHTS)
+    gateway → zygote   b"run"  + fds [stdout, stderr, request] (SCM_RIGHTS); the request fd is a memfd
+                       holding {"argv": [...], "helper": bool, "env": {...}} (any size: no datagram limit)
     zygote  → gateway  {"pid": N}   as soon as the child exists
     zygote  → gateway  {"exit": CODE}   when the child has exited (the code from waitpid, never guessed)
 
 SIGUSR1 retires the zygote: it stops accepting and exits once its last child has been reported.
+
+Containment (:mod:`gateway.runner.contain`): the zygote and each child are child subreapers. A child
+kills and reaps whatever its command left before it exits; a child killed from outside leaves its
+orphans to the zygote, which kills every child of its own that is not a command it forked. When the
+gateway dies, however it dies, the zygote gets SIGUSR2 (``PR_SET_PDEATHSIG``), kills every process
+below it and exits; SIGTERM does the same.
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ import time
 import traceback
 from typing import Any
 
-MAX_MESSAGE_BYTES = 1 << 20
+from gateway.runner import contain
+
+MAX_MESSAGE_BYTES = 64
 #: Environment variables that change how Airflow logs; a child whose command sets them reconfigures logging.
 _LOGGING_ENV_PREFIX = "AIRFLOW__LOGGING__"
 
@@ -159,7 +168,8 @@ def _warm_execution_api() -> None:
 
 
 class Zygote:
-    def __init__(self, socket_path: str) -> None:
+    def __init__(self, socket_path: str, parent_pid: int) -> None:
+        self.socket_path = socket_path
         self.listener: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.listener.bind(socket_path)
         self.listener.listen(256)
@@ -171,9 +181,10 @@ class Zygote:
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
         signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.signal(signal.SIGUSR1, lambda *_: None)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for signum in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, contain.PARENT_DIED):
+            signal.signal(signum, lambda *_: None)
+        contain.become_subreaper()
+        contain.die_with_parent(contain.PARENT_DIED, parent_pid)
 
     def serve(self) -> None:
         while not (self.retiring and not self.children):
@@ -188,6 +199,13 @@ class Zygote:
             received = os.read(self.wake_r, 4096)
         except BlockingIOError:
             received = b""
+        if signal.SIGTERM in received or contain.PARENT_DIED in received:
+            contain.reap_all()
+            if contain.PARENT_DIED in received:  # nobody else is left to remove the socket
+                with contextlib.suppress(OSError):
+                    os.unlink(self.socket_path)
+                    os.rmdir(os.path.dirname(self.socket_path))
+            os._exit(0)
         if signal.SIGUSR1 in received and self.listener is not None:
             self.retiring = True
             self.selector.unregister(self.listener)
@@ -196,17 +214,21 @@ class Zygote:
         self._reap()
 
     def _reap(self) -> None:
-        while self.children:
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             if pid == 0:
-                return
+                break
             conn = self.children.pop(pid, None)
             if conn is not None:
                 _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
                 conn.close()
+        # Orphans of a command whose child was killed from outside: nobody else will stop them.
+        for pid in contain.children(os.getpid()):
+            if pid not in self.children:
+                contain.kill_tree(pid, include_root=True)
 
     def _accept(self) -> None:
         assert self.listener is not None
@@ -217,10 +239,10 @@ class Zygote:
         conn.setblocking(True)
         fds: list[int] = []
         try:
-            message, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE_BYTES, 2)
-            request = json.loads(message)
-            if len(fds) != 2:
-                raise ValueError("expected 2 file descriptors")
+            _, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE_BYTES, 3)
+            if len(fds) != 3:
+                raise ValueError("expected 3 file descriptors")
+            request = _read_request(fds.pop())
         except (OSError, ValueError) as exc:
             for fd in fds:
                 os.close(fd)
@@ -241,8 +263,9 @@ class Zygote:
         code = 1
         try:
             os.setsid()
+            contain.become_subreaper()
             signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
+            for signum in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, contain.PARENT_DIED):
                 signal.signal(signum, signal.SIG_DFL)
             self.selector.close()
             if self.listener is not None:
@@ -265,7 +288,18 @@ class Zygote:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()
+            with contextlib.suppress(BaseException):
+                contain.reap_all()
             os._exit(code)
+
+
+def _read_request(fd: int) -> dict[str, Any]:
+    with os.fdopen(fd, "rb") as handle:
+        handle.seek(0)
+        request = json.loads(handle.read())
+    if not isinstance(request, dict) or not isinstance(request.get("argv"), list):
+        raise ValueError("a request is an object with an argv list")
+    return request
 
 
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:
@@ -337,9 +371,11 @@ def _airflow_main(argv: list[str]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="gateway.runner.zygote")
     parser.add_argument("--socket", required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args()
+    contain.die_with_parent(signal.SIGKILL, args.parent_pid)  # while warming up: nothing to clean yet
     timings = warm()
-    zygote = Zygote(args.socket)
+    zygote = Zygote(args.socket, args.parent_pid)
     print(json.dumps({"ready": True, "pid": os.getpid(), "warm_s": timings}), flush=True)
     zygote.serve()
 

@@ -52,6 +52,21 @@ def main() -> None:
         # Exit at once, leaving a grandchild that keeps stdout open.
         subprocess.Popen(["sleep", "600"])
         print("parent done", flush=True)
+    elif mode == "daemonize":
+        # The classic double fork: a grandchild in a session of its own whose parent exits at once, so the
+        # grandchild is orphaned. It writes its pid to ARGS[0] and sleeps; then the command exits.
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                with open(args[0], "w") as handle:
+                    handle.write(str(os.getpid()))
+                time.sleep(600)
+            os._exit(0)
+        while not os.path.exists(args[0]):
+            time.sleep(0.01)
+        print("daemonized", flush=True)
+        if len(args) > 1 and args[1] == "stay":
+            time.sleep(600)
     elif mode == "crash":
         print("about to crash", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)

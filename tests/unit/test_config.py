@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 
 from gateway.config import DEFAULT_HEADER_NAME, ConfigError, load_settings, parse_settings
+from gateway.masking import token_digest
 
 
 def test_defaults_generate_a_token_and_require_it(tmp_path: Path) -> None:
     settings = parse_settings({"airflow": {"home": str(tmp_path)}}, environ={})
     assert settings.server.port == 8780
     assert settings.header_name == DEFAULT_HEADER_NAME
-    assert settings.token_generated
-    assert len(settings.tokens) == 1 and len(settings.tokens[0].secret) >= 24
+    assert settings.generated_token is not None and len(settings.generated_token) >= 24
+    assert len(settings.tokens) == 1 and settings.tokens[0].sha256 == token_digest(settings.generated_token)
     assert settings.runner.max_concurrency == 4
     assert {"scheduler", "worker", "flower", "kerberos", "serve_logs"} <= settings.disabled_apis
     assert settings.dags_folder == tmp_path / "dags"
@@ -60,7 +61,10 @@ def test_token_from_env_and_file_and_env_is_kept_from_children(tmp_path: Path) -
         },
         environ={"CI_TOKEN": "from-env"},
     )
-    assert [(t.name, t.secret) for t in settings.tokens] == [("ci", "from-env"), ("ops", "from-file")]
+    assert [(t.name, t.sha256) for t in settings.tokens] == [
+        ("ci", token_digest("from-env")),
+        ("ops", token_digest("from-file")),
+    ]
     assert "from-env" not in repr(settings.tokens)
     child = settings.child_env({"CI_TOKEN": "from-env", "PATH": "/bin", "GATEWAY_CONFIG": "x"})
     assert "CI_TOKEN" not in child and "GATEWAY_CONFIG" not in child
@@ -82,7 +86,7 @@ def test_plugin_keys_come_from_airflow_cfg_and_env(tmp_path: Path) -> None:
     )
     settings = parse_settings({"airflow": {"home": str(tmp_path)}}, environ={})
     assert settings.header_name == "x-airflow-token"
-    assert [(t.name, t.secret) for t in settings.tokens] == [("airflow.cfg", "from-cfg")]
+    assert [(t.name, t.sha256) for t in settings.tokens] == [("airflow.cfg", token_digest("from-cfg"))]
     assert settings.filter_loading_messages is False
     assert settings.dags_folder == tmp_path / "my_dags"
 
@@ -91,7 +95,7 @@ def test_plugin_keys_come_from_airflow_cfg_and_env(tmp_path: Path) -> None:
         "AIRFLOW__REST_API_PLUGIN__LOG_LOADING": "true",
     }
     settings = parse_settings({"airflow": {"home": str(tmp_path)}}, environ=env)
-    assert settings.tokens[0].secret == "from-env"
+    assert settings.tokens[0].sha256 == token_digest("from-env")
     assert settings.log_loading is True
 
     yaml_wins = parse_settings({"airflow": {"home": str(tmp_path)}, "auth": {"header_name": "x-yaml"}}, environ=env)
@@ -101,7 +105,7 @@ def test_plugin_keys_come_from_airflow_cfg_and_env(tmp_path: Path) -> None:
 def test_an_empty_plugin_token_does_not_turn_auth_off(tmp_path: Path) -> None:
     (tmp_path / "airflow.cfg").write_text("[rest_api_plugin]\nrest_api_plugin_expected_http_token =\n")
     settings = parse_settings({"airflow": {"home": str(tmp_path)}}, environ={})
-    assert settings.token_generated and not settings.auth_disabled
+    assert settings.generated_token and not settings.auth_disabled
 
 
 def test_load_settings_reports_yaml_errors(tmp_path: Path) -> None:
@@ -124,3 +128,45 @@ def test_a_bad_config_exits_non_zero_before_listening(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "runner.max_queue" in done.stderr
+
+
+def test_a_token_can_be_configured_as_its_hash_only() -> None:
+    digest = token_digest("s3cret-token-value")
+    settings = parse_settings({"auth": {"tokens": [{"name": "ci", "token_sha256": digest.hex()}]}}, environ={})
+    assert [(t.name, t.sha256) for t in settings.tokens] == [("ci", digest)]
+    assert settings.warnings == []
+
+
+def test_a_plaintext_token_in_the_file_works_but_is_warned_about() -> None:
+    settings = parse_settings({"auth": {"tokens": [{"name": "ci", "token": "plain"}]}}, environ={})
+    assert settings.tokens[0].sha256 == token_digest("plain")
+    assert len(settings.warnings) == 1 and "token_sha256" in settings.warnings[0]
+    assert "plain" not in settings.warnings[0].replace("plaintext", "")
+
+
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [
+        ([{"name": "ci", "token_sha256": "abc"}], "token_sha256"),
+        ([{"name": "ci", "token_sha256": "0" * 64, "token": "x"}], "exactly one of"),
+        ([{"name": "ci\n", "token": "x"}], "name"),
+        ([{"name": "a b", "token": "x"}], "name"),
+    ],
+)
+def test_bad_token_entries_are_refused_naming_the_key(tokens: list[dict[str, str]], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_settings({"auth": {"tokens": tokens}}, environ={})
+
+
+def test_trusted_proxies_take_addresses_and_networks() -> None:
+    settings = parse_settings({"server": {"trusted_proxies": ["127.0.0.1", "10.0.0.0/8", "::1"]}}, environ={})
+    assert settings.server.trusted_proxies == ("127.0.0.1", "10.0.0.0/8", "::1")
+    with pytest.raises(ConfigError, match="trusted_proxies"):
+        parse_settings({"server": {"trusted_proxies": ["proxy.local"]}}, environ={})
+
+
+def test_hash_token_prints_the_digest_to_configure() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "--hash-token"], input="abc\n", capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == token_digest("abc").hex()

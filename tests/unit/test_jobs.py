@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from gateway.errors import ApiError
 from gateway.jobs import Jobs
+from gateway.masking import Masker
 from gateway.runner import Command, RunState
 
 from .test_runner_exec import make_runner
@@ -96,3 +100,29 @@ async def test_a_crash_while_running_is_found_lost_and_old_jobs_are_pruned(tmp_p
     assert jobs.get("abc").state is RunState.LOST
     assert jobs.read(jobs.get("abc"), 0)[0][0]["text"] == "before the crash"
     assert jobs.get("old") is None and not (tmp_path / "old.log").exists()
+
+
+async def test_a_job_log_never_holds_a_secret_of_its_request(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path, retention_s=3600)
+    jobs.load()
+    command = Command(("echo", "pw=hunter2-secret", "postgres://u:hunter2-secret@db/x"))
+    job = jobs.submit("connections", command, "admin", make_runner().start, Masker(["hunter2-secret"]))
+    await wait_for_state(jobs, job.id, RunState.SUCCEEDED)
+    on_disk = (tmp_path / f"{job.id}.log").read_text() + (tmp_path / f"{job.id}.json").read_text()
+    assert "hunter2" not in on_disk and "***" in on_disk
+    events, _ = jobs.read(job, 0)
+    assert events and all("hunter2" not in event["text"] for event in events)
+
+
+async def test_an_offset_must_start_an_event_and_lie_within_the_log(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path, retention_s=3600)
+    jobs.load()
+    job = jobs.submit("test", Command(("lines", "2", "0")), "admin", make_runner().start)
+    await wait_for_state(jobs, job.id, RunState.SUCCEEDED)
+    _, end = jobs.read(job, 0)
+    jobs.check_offset(job, 0)
+    jobs.check_offset(job, end)
+    for bad in (1, end - 1, end + 1, 10**18):
+        with pytest.raises(ApiError) as refused:
+            jobs.check_offset(job, bad)
+        assert refused.value.status == 400
