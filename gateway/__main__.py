@@ -13,7 +13,7 @@ from . import __version__
 from .app import create_app
 from .audit import AccessLogger
 from .config import ConfigError, Settings, load_settings
-from .masking import LogFilter, token_digest
+from .masking import LogFilter, Masker, token_digest
 from .runner import contain
 
 log = logging.getLogger("gateway")
@@ -55,13 +55,14 @@ def main(argv: list[str] | None = None) -> None:
     # Children (and DAG code in them) run as the same user: they must not read our memory or environment.
     contain.not_dumpable()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(LogFilter())
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
         print(f"airflow-rest-gateway: invalid config: {exc}", file=sys.stderr)
         sys.exit(2)
+    tokens_anywhere = LogFilter(Masker(token_digests=frozenset(t.sha256 for t in settings.tokens)))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(tokens_anywhere)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     if settings.log_loading:

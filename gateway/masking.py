@@ -134,22 +134,28 @@ def _loads(text: str) -> Any:
 CURRENT: ContextVar[Masker | None] = ContextVar("gateway_masker", default=None)
 
 
+#: A query string in a log line (aiohttp's protocol errors quote the raw request line): it may hold passwords.
+_QUERY = re.compile(r"\?[^\s'\"\\]+")
+
+
 class LogFilter(logging.Filter):
-    """Masks the current request's secrets in every log record (message, arguments and traceback)."""
+    """Masks every log record: the current request's secrets (else ``fallback``'s: the configured tokens),
+    and any query string, in the message, its arguments and its traceback."""
+
+    def __init__(self, fallback: Masker | None = None) -> None:
+        super().__init__()
+        self.fallback = fallback or Masker()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        masker = CURRENT.get()
-        if masker:
-            try:
-                record.msg = masker.text(record.getMessage())
-                record.args = None
-                if record.exc_info:
-                    record.exc_text = masker.text(logging.Formatter().formatException(record.exc_info))
-                    record.exc_info = None
-            except Exception:
-                record.msg, record.args, record.exc_info = (
-                    "(a log record was dropped: it could not be masked)",
-                    None,
-                    None,
-                )
+        masker = CURRENT.get() or self.fallback
+        try:
+            record.msg = _QUERY.sub("?(query hidden)", masker.text(record.getMessage()))
+            record.args = None
+            if record.exc_info:
+                trace = logging.Formatter().formatException(record.exc_info)
+                record.exc_text = _QUERY.sub("?(query hidden)", masker.text(trace))
+                record.exc_info = None
+        except Exception:
+            record.msg = "(a log record was dropped: it could not be masked)"
+            record.args, record.exc_info = None, None
         return True

@@ -48,6 +48,9 @@ _KNOWN_FAILURES: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"Variable .* does not exist|Pool .* does not exist|Did not find a connection"), 404),
     (re.compile(r"DagNonPeriodicScheduleException|does not support backfills"), 400),
     (re.compile(r"^airflow[\w -]*: error: ", re.MULTILINE), 400),
+    (re.compile(r"map_index passed to non-mapped task|The URI provided to --conn-uri is invalid"), 400),
+    # Python's own "this value is wrong", raised by Airflow about a value the gateway passed on as given.
+    (re.compile(r"^(ValueError|OverflowError): .*\Z", re.MULTILINE), 400),
 )
 
 

@@ -131,3 +131,12 @@ def _cmdline(process: psutil.Process) -> str:
         return " ".join(process.cmdline())[:200]
     except psutil.Error:
         return "?"
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, already dead and waiting to be reaped, is not alive)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

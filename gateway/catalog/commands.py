@@ -232,6 +232,38 @@ def variables(v: Values) -> Command:
     return airflow("variables", "list", "-o", "json")
 
 
+def _check_uri(uri: str) -> None:
+    """What Airflow's Connection(uri=...) needs: a scheme, a host part that parses, a whole-number port."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ApiError(400, f"'conn_uri' is not a valid URI: {exc}") from None
+    if not parts.scheme or not parts.netloc:
+        raise ApiError(400, "'conn_uri' must look like scheme://[login[:password]@]host[:port][/schema]")
+
+
+def _check_conn_json(document: dict[str, Any]) -> None:
+    """What Airflow's Connection.from_json needs: a whole-number port, ``extra`` as an object, a valid ``uri``."""
+    port = document.get("port")
+    if port is not None and not re.fullmatch(r"[0-9]{1,5}", str(port) if not isinstance(port, bool) else ""):
+        raise ApiError(400, "'conn_json' port must be a whole number from 0 to 65535")
+    extra = document.get("extra")
+    if isinstance(extra, str) and extra.strip():
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            extra = None
+        if not isinstance(extra, dict):
+            raise ApiError(400, "'conn_json' extra must be a JSON object (or a string holding one)")
+    elif extra is not None and not isinstance(extra, dict | str):
+        raise ApiError(400, "'conn_json' extra must be a JSON object (or a string holding one)")
+    if "uri" in document:
+        if not isinstance(document["uri"], str):
+            raise ApiError(400, "'conn_json' uri must be a string")
+        _check_uri(document["uri"])
+
+
 def connections(v: Values) -> Command:
     action = _one_action("connections", v, ("list", "add", "delete"))
     if action in ("add", "delete") and "conn_id" not in v:
@@ -241,6 +273,10 @@ def connections(v: Values) -> Command:
     if action == "add":
         if not any(k in v for k in ("conn_uri", "conn_type", "conn_json")):
             raise ApiError(400, "connections add needs 'conn_uri', 'conn_type' or 'conn_json'")
+        if "conn_uri" in v:
+            _check_uri(v["conn_uri"])
+        if "conn_json" in v:
+            _check_conn_json(v["conn_json"])
         secrets = tuple(s for s in (_uri_password(v.get("conn_uri")), v.get("conn_password")) if s)
         if "conn_json" in v and v["conn_json"].get("password"):
             secrets += (str(v["conn_json"]["password"]),)

@@ -1,0 +1,438 @@
+"""Hostile input against a real gateway process on real Airflow: one test per row of ``corpus.CASES``.
+
+Per case: no 5xx (a 503 carries Retry-After); a JSON answer in the route family's shape; ``invalid``
+cases refused with a 4xx before any process started; nothing written outside the DAGs folder; no
+secret (token or password) in the answer, a job log or the gateway log; ``/health`` still 200.
+Raw-socket cases (HTTP-level abuse) only assert status < 500; their Content-Type is recorded in
+``raw_notes.json`` beside the gateway log (whether aiohttp can answer JSON there is undecided).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+from multidict import CIMultiDict
+from yarl import URL
+
+from .conftest import AdminJob, LiveGateway
+from .corpus import ALL_SECRETS, CASES, Case, Raw, multipart
+
+pytestmark = pytest.mark.integration
+
+RAW_TIMEOUT_S = 10.0
+JOB_TIMEOUT_S = 60.0
+FINISHED = {"succeeded", "failed", "cancelled", "timed_out", "lost"}
+_OFFSET = re.compile(r"@@(LOGSIZE|LINE1)([+-]\d+)?@@")
+_TOKEN = re.compile(r"@@TOKEN(UPPER|SHA|PREFIX)?:(\w+)@@")
+
+
+@dataclass
+class Answer:
+    status: int | None
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    body: bytes = b""
+    content_type: str = ""
+    #: Every status seen (raw sockets may get several answers).
+    statuses: list[int] = field(default_factory=list)
+    error: str = ""
+    #: Further text the case produced (a followed job's status and log).
+    extra: list[bytes] = field(default_factory=list)
+
+    def excerpt(self, limit: int = 400) -> str:
+        text = self.body[:limit].decode("utf-8", "replace")
+        return text + ("…" if len(self.body) > limit else "")
+
+
+@dataclass
+class Ctx:
+    gw: LiveGateway
+    job: AdminJob | None
+
+    def text(self, value: str) -> str:
+        gw = self.gw
+
+        def token(match: re.Match[str]) -> str:
+            kind, name = match.group(1), match.group(2)
+            secret = gw.tokens[name]
+            if kind == "UPPER":
+                return secret.upper() if secret.upper() != secret else secret + "X"
+            if kind == "SHA":
+                return hashlib.sha256(secret.encode()).hexdigest()
+            if kind == "PREFIX":
+                return secret[:-1]
+            return secret
+
+        value = _TOKEN.sub(token, value)
+        value = value.replace("@@CONFIG@@", str(gw.config_path))
+        if "@@" in value and self.job is not None:
+            job = self.job
+            upper = job.id.upper() if job.id.upper() != job.id else job.id + "X"
+            value = value.replace("@@JOBUPPER@@", upper).replace("@@JOBPREFIX@@", job.id[:-1])
+            value = value.replace("@@JOB@@", job.id)
+
+            def offset(match: re.Match[str]) -> str:
+                base = job.log_size if match.group(1) == "LOGSIZE" else job.first_line_len
+                return str(base + int(match.group(2) or 0))
+
+            value = _OFFSET.sub(offset, value)
+        return value
+
+    def raw(self, value: str) -> str:
+        return Raw(self.text(value)) if isinstance(value, Raw) else self.text(value)
+
+    def bytes(self, data: bytes) -> bytes:
+        if b"@@" not in data:
+            return data
+        return self.text(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+
+def encode_query(ctx: Ctx, pairs: tuple[tuple[str, str], ...]) -> str:
+    out = []
+    for key, value in pairs:
+        resolved = ctx.raw(value)
+        encoded = str(resolved) if isinstance(resolved, Raw) else quote(resolved, safe="")
+        out.append(f"{quote(ctx.text(key), safe='')}={encoded}")
+    return "&".join(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sending
+
+
+async def send(http: aiohttp.ClientSession, ctx: Ctx, case: Case) -> Answer:
+    gw = ctx.gw
+    url = gw.url + ctx.text(case.path)
+    if case.query:
+        url += "?" + encode_query(ctx, case.query)
+    headers: CIMultiDict[str] = CIMultiDict()
+    if case.token is not None:
+        headers[gw.header] = gw.tokens[case.token]
+    for key, value in case.headers:
+        headers.add(key, ctx.text(value))
+    data: bytes | None = None
+    if case.body is not None:
+        data = ctx.bytes(case.body)
+    elif case.json is not None:
+        data = json.dumps(case.json).encode()
+        headers.setdefault("Content-Type", "application/json")
+    elif case.parts is not None:
+        data = multipart(case.parts, case.boundary)
+        headers.setdefault("Content-Type", f"multipart/form-data; boundary={case.boundary}")
+    skip = () if "Content-Type" in headers else ("Content-Type",)
+    try:
+        async with http.request(
+            case.method,
+            URL(url, encoded=True),
+            headers=headers,
+            data=data,
+            allow_redirects=False,
+            skip_auto_headers=skip,
+        ) as resp:
+            body = await resp.read()
+            return Answer(resp.status, CIMultiDict(resp.headers), body, resp.content_type, [resp.status])
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        return Answer(None, error=f"{type(exc).__name__}: {exc}")
+
+
+_STATUS_LINE = re.compile(rb"(?:^|\n)HTTP/\d\.\d (\d{3})[^\n]*\n((?:[^\r\n][^\n]*\n)*)")
+
+
+async def send_raw(ctx: Ctx, case: Case) -> Answer:
+    assert case.raw is not None
+    data = ctx.bytes(case.raw)
+    received = bytearray()
+    error = ""
+    try:
+        reader, writer = await asyncio.open_connection(ctx.gw.host, ctx.gw.port)
+    except OSError as exc:
+        return Answer(None, error=f"connect: {exc}")
+    try:
+        try:
+            writer.write(data)
+            await asyncio.wait_for(writer.drain(), RAW_TIMEOUT_S)
+            if writer.can_write_eof():
+                writer.write_eof()
+        except (OSError, asyncio.TimeoutError) as exc:
+            error = f"write: {type(exc).__name__}"
+        deadline = time.monotonic() + RAW_TIMEOUT_S
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                error = error or "timed out waiting for the server to close"
+                break
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), left)
+            except (OSError, asyncio.TimeoutError) as exc:
+                error = error or f"read: {type(exc).__name__}"
+                break
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+    statuses, content_type, headers = [], "", CIMultiDict[str]()
+    for n, match in enumerate(_STATUS_LINE.finditer(bytes(received))):
+        statuses.append(int(match.group(1)))
+        if n == 0:
+            for line in match.group(2).decode("latin-1").splitlines():
+                key, _, value = line.partition(":")
+                headers.add(key.strip(), value.strip())
+            content_type = headers.get("Content-Type", "")
+    return Answer(statuses[0] if statuses else None, headers, bytes(received), content_type, statuses, error)
+
+
+# --------------------------------------------------------------------------------------------------
+# Observing the gateway
+
+
+async def health(http: aiohttp.ClientSession, gw: LiveGateway) -> tuple[int | None, dict[str, Any]]:
+    try:
+        async with http.get(f"{gw.url}/health") as resp:
+            body = await resp.read()
+            try:
+                return resp.status, json.loads(body)
+            except ValueError:
+                return resp.status, {}
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        return None, {}
+
+
+def _walk(root: Path, skip_top: tuple[str, ...], skip_prefix: tuple[str, ...] = ()) -> set[str]:
+    found: set[str] = set()
+    if not root.exists():
+        return found
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        if rel == ".":
+            dirnames[:] = [d for d in dirnames if d not in skip_top]
+            filenames = [f for f in filenames if f not in skip_top and not f.startswith(skip_prefix)]
+        for name in dirnames + filenames:
+            found.add(os.path.normpath(os.path.join(rel, name)))
+    return found
+
+
+def outside_snapshot(gw: LiveGateway) -> set[str]:
+    """File names outside the DAGs folder that a request could create: AIRFLOW_HOME and the state dir."""
+    home = {f"home/{p}" for p in _walk(gw.airflow_home, ("dags", "logs"), ("airflow.db",))}
+    state = {f"state/{p}" for p in _walk(gw.state_dir, ("jobs",))}
+    return home | state
+
+
+def dags_snapshot(gw: LiveGateway) -> dict[str, str]:
+    out = {}
+    for path in sorted(gw.dags_folder.rglob("*")):
+        if "__pycache__" in path.parts:
+            continue
+        rel = str(path.relative_to(gw.dags_folder))
+        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+    return out
+
+
+async def follow_job(http: aiohttp.ClientSession, gw: LiveGateway, answer: Answer) -> None:
+    """Wait for a 202's job to end; keep its status, its log (via the API) and its log file for the checks."""
+    try:
+        job_id = json.loads(answer.body)["job_id"]
+    except (ValueError, KeyError, TypeError):
+        return
+    headers = {gw.header: gw.tokens["admin"]}
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        async with http.get(f"{gw.url}/api/jobs/{job_id}", headers=headers) as resp:
+            body = await resp.read()
+        answer.extra.append(body)
+        try:
+            if json.loads(body).get("state") in FINISHED:
+                break
+        except ValueError:
+            break
+        await asyncio.sleep(0.1)
+    async with http.get(f"{gw.url}/api/jobs/{job_id}/log", params={"offset": "0"}, headers=headers) as resp:
+        answer.extra.append(await resp.read())
+    log_file = gw.state_dir / "jobs" / f"{job_id}.log"
+    if log_file.exists():
+        answer.extra.append(log_file.read_bytes())
+
+
+# --------------------------------------------------------------------------------------------------
+# The invariants
+
+
+def _json_lines(body: bytes, content_type: str) -> str | None:
+    """None when a stream's body is well formed; else what is wrong with it."""
+    text = body.decode("utf-8", "replace")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if content_type == "text/plain":
+        last = lines[-1] if lines else ""
+        if not last.startswith("[result] "):
+            return f"a text stream must end with its [result] line, ends with {last[:200]!r}"
+        lines = [last[len("[result] ") :]]
+    elif content_type == "text/event-stream":
+        lines = [line[len("data: ") :] for line in lines if line.startswith("data: ")]
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            return f"stream line is not JSON: {line[:200]!r}"
+    if not lines:
+        return "empty stream"
+    return None
+
+
+def check_answer(case: Case, answer: Answer, family_path: str) -> list[str]:
+    problems = []
+    status = answer.status
+    if status is None:
+        if case.raw is None:
+            return [f"no HTTP answer ({answer.error})"]
+        return problems  # a raw-socket connection closed without an answer is no 5xx
+    for seen in answer.statuses or [status]:
+        if seen >= 500 and not (seen == 503 and "Retry-After" in answer.headers):
+            problems.append(f"status {seen} (5xx{' without Retry-After' if seen == 503 else ''})")
+    if case.raw is not None:
+        return problems
+    if answer.error:
+        problems.append(f"answer broken: {answer.error}")
+    streamed = case.stream and answer.content_type in ("application/x-ndjson", "text/event-stream", "text/plain")
+    body: Any = None
+    if streamed:
+        wrong = _json_lines(answer.body, answer.content_type)
+        if wrong:
+            problems.append(wrong)
+    elif answer.content_type != "application/json":
+        problems.append(f"Content-Type {answer.content_type or '(none)'!r}, not application/json")
+    else:
+        try:
+            body = json.loads(answer.body)
+        except ValueError as exc:
+            problems.append(f"body is not JSON: {exc}")
+    if body is not None:
+        if family_path.startswith("/admin/rest_api"):
+            if not isinstance(body, dict) or "status" not in body:
+                problems.append("plugin answer without 'status'")
+            elif body.get("http_response_code") != status:
+                problems.append(f"http_response_code {body.get('http_response_code')!r} != HTTP status {status}")
+        elif status >= 400 and (not isinstance(body, dict) or "error" not in body):
+            problems.append("error answer without an 'error' key")
+    return problems
+
+
+def leaks(secrets: list[str], blobs: dict[str, bytes]) -> list[str]:
+    found = []
+    for secret in secrets:
+        needle = secret.encode()
+        for where, blob in blobs.items():
+            if needle in blob:
+                found.append(f"secret {secret[:6]}… appears in {where}")
+    return found
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+async def test_hostile(
+    case: Case, live_gateway: LiveGateway, http: aiohttp.ClientSession, request: pytest.FixtureRequest
+) -> None:
+    gw = live_gateway
+    assert gw.alive(), "the gateway process is gone"
+    job = request.getfixturevalue("admin_job") if case.needs_job else None
+    ctx = Ctx(gw, job)
+
+    before_status, before = await health(http, gw)
+    assert before_status == 200, f"/health answered {before_status} before the case"
+    started_before = before["runner"]["started"]
+    files_before = outside_snapshot(gw)
+    dags_before = dags_snapshot(gw) if case.dags_unchanged else None
+    log_offset = gw.log_path.stat().st_size
+
+    answer = await (send_raw(ctx, case) if case.raw is not None else send(http, ctx, case))
+    if case.follow_job and answer.status == 202:
+        await follow_job(http, gw, answer)
+
+    after_status, after = await health(http, gw)
+    problems = check_answer(case, answer, ctx.text(case.path))
+    if case.raw is not None:
+        gw.notes[case.id] = {"statuses": answer.statuses, "content_type": answer.content_type, "error": answer.error}
+    status = answer.status
+    if case.invalid or case.refuse:
+        if status is None or not 400 <= status < 500 or any(not 400 <= s < 500 for s in answer.statuses):
+            problems.append(f"must be refused with a 4xx, got {answer.statuses or status}")
+    if case.invalid and after_status == 200 and after["runner"]["started"] != started_before:
+        problems.append(f"a process was started ({started_before} -> {after['runner']['started']})")
+    if case.expect and status not in case.expect:
+        problems.append(f"status {status}, expected one of {case.expect}")
+    if after_status != 200:
+        problems.append(f"/health answered {after_status} after the case; gateway alive: {gw.alive()}")
+
+    new_files = outside_snapshot(gw) - files_before
+    if new_files:
+        problems.append(f"files created outside the DAGs folder: {sorted(new_files)[:10]}")
+    for path in case.outside_paths:
+        if os.path.lexists(path):
+            problems.append(f"{path} exists")
+            os.unlink(path)
+    if dags_before is not None:
+        dags_after = dags_snapshot(gw)
+        if dags_after != dags_before:
+            added = sorted(set(dags_after) - set(dags_before))
+            changed = sorted(k for k in dags_before if dags_after.get(k) != dags_before[k])
+            problems.append(f"the DAGs folder changed: added {added[:5]}, changed/removed {changed[:5]}")
+
+    header_blob = "\n".join(f"{k}: {v}" for k, v in answer.headers.items()).encode("utf-8", "surrogateescape")
+    if "X-Injected" in answer.headers:
+        problems.append("a value became a response header (X-Injected)")
+    with open(gw.log_path, "rb") as handle:
+        handle.seek(log_offset)
+        new_log = handle.read()
+    secrets = [ctx.text(s) for s in case.secrets] + list(gw.tokens.values())
+    problems += leaks(
+        secrets,
+        {
+            "the answer": answer.body,
+            "the answer's headers": header_blob,
+            "the job's status/log": b"\n".join(answer.extra),
+            "the gateway log": new_log,
+        },
+    )
+    body_text = answer.body.decode("utf-8", "replace")
+    for text in case.forbid:
+        if ctx.text(text) in body_text:
+            problems.append(f"the answer contains {ctx.text(text)[:40]!r}")
+    if case.proof and case.proof[0] in body_text:
+        proof = [ctx.text(p) for p in case.proof[1:]]
+        if not any(p in body_text for p in proof):
+            problems.append(f"the attack's output is in the answer but none of {proof} is (did it run?)")
+
+    if problems:
+        raise AssertionError(
+            f"[{case.id}] status {answer.statuses or status}, Content-Type {answer.content_type!r}\n  - "
+            + "\n  - ".join(problems)
+            + f"\n  body: {answer.excerpt()}"
+        )
+
+
+def test_zz_no_secret_anywhere_and_gateway_alive(live_gateway: LiveGateway) -> None:
+    """Last: no token or password in the gateway's log or in any file of its state dir; it still runs."""
+    gw = live_gateway
+    notes_path = gw.log_path.with_name("raw_notes.json")
+    notes_path.write_text(json.dumps(gw.notes, indent=1, sort_keys=True))
+    secrets = list(gw.tokens.values()) + list(ALL_SECRETS)
+    blobs = {"the gateway log": gw.log_path.read_bytes()}
+    for path in gw.state_dir.rglob("*"):
+        if path.is_file():
+            blobs[str(path.relative_to(gw.state_dir))] = path.read_bytes()
+    found = leaks(secrets, blobs)
+    assert gw.alive(), f"the gateway process exited with {gw.proc.returncode}"
+    assert not found, "\n".join(found[:50]) + (f"\n… {len(found)} in all" if len(found) > 50 else "")
