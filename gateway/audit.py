@@ -48,7 +48,7 @@ class AuditLog:
 
     def write(self, record: AuditRecord) -> None:
         if self.enabled:
-            self._logger.info("%s", json.dumps({k: v for k, v in asdict(record).items() if v not in (None, [])}))
+            self._logger.info("%s", json.dumps({k: v for k, v in asdict(record).items() if v is not None}))
 
     def close(self) -> None:
         handler = getattr(self, "_handler", None)

@@ -20,6 +20,9 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 MASK = "***"
+#: Secrets at least this long are masked wherever they appear; shorter ones only where they stand alone
+#: (Airflow's own masker skips secrets under 5 characters altogether).
+MIN_SUBSTRING_CHARS = 5
 #: Key names whose values are secret wherever they appear (Airflow's own list, plus a few).
 SENSITIVE_KEY = re.compile(
     r"(?i)(password|passwd|secret|token|api[_-]?key|apikey|private[_-]?key|credential|authorization|"
@@ -29,6 +32,9 @@ SENSITIVE_KEY = re.compile(
 #: Words that could be a token (``secrets.token_urlsafe``, hex, base64): checked against the configured digests.
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_~+/.-]{12,}")
 _URI_USERINFO = re.compile(r"^[^:/?#]*://(?P<userinfo>[^/?#]*)@", re.DOTALL)
+
+
+_SPELLINGS = (str, unquote, unquote_plus, lambda text: quote(text, safe=""), quote_plus)
 
 
 def token_digest(token: str) -> bytes:
@@ -69,7 +75,11 @@ class Masker:
         text = secret if isinstance(secret, str) else str(secret)
         if not text:
             return
-        for variant in (text, unquote(text), unquote_plus(text), quote(text, safe=""), quote_plus(text)):
+        for spell in _SPELLINGS:
+            try:
+                variant = spell(text)
+            except (UnicodeError, ValueError):  # a value that is not valid Unicode has fewer spellings
+                continue
             self._secrets.add(variant)
             self._secrets.add(json.dumps(variant)[1:-1])
             self._secrets.add(repr(variant)[1:-1])
@@ -98,13 +108,24 @@ class Masker:
     def text(self, text: str) -> str:
         try:
             for secret in sorted(self._secrets, key=len, reverse=True):
-                if secret in text:
+                if len(secret) >= MIN_SUBSTRING_CHARS and secret in text:
                     text = text.replace(secret, MASK)
+            short = self._short_pattern()
+            if short is not None:
+                text = short.sub(MASK, text)
             if self._token_digests:
                 text = _TOKEN_LIKE.sub(self._hide_token, text)
             return text
         except Exception:
             return MASK
+
+    def _short_pattern(self) -> re.Pattern[str] | None:
+        """Secrets too short to replace inside words (``p`` in ``http``) are replaced where they stand alone."""
+        short = sorted((s for s in self._secrets if len(s) < MIN_SUBSTRING_CHARS), key=len, reverse=True)
+        if not short:
+            return None
+        alternatives = "|".join(re.escape(secret) for secret in short)
+        return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
 
     def _hide_token(self, found: re.Match[str]) -> str:
         word = found.group()

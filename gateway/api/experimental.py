@@ -156,7 +156,8 @@ def _slots(value: Any) -> int:
 @routes.post(PREFIX + "/dags/{dag_id}/dag_runs")
 async def trigger(request: web.Request) -> web.Response:
     body = _trigger_body(await _json_object(request))
-    return await _answer(request, "trigger", dag_id=_path(request)["dag_id"], body=body)
+    user = request[PRINCIPAL].name  # the run's triggering_user_name: who asked, not the OS user
+    return await _answer(request, "trigger", dag_id=_path(request)["dag_id"], body=body, user=user)
 
 
 @routes.get(PREFIX + "/dags/{dag_id}/dag_runs")

@@ -84,7 +84,7 @@ def _public_attributes(obj: Any, keys: list[str]) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------------
 
 
-def trigger(session: Session, dag_id: str, body: dict[str, Any]) -> Result:
+def trigger(session: Session, dag_id: str, body: dict[str, Any], user: str | None = None) -> Result:
     from airflow._shared.timezones import timezone
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.exceptions import DagNotFound, DagRunAlreadyExists
@@ -107,6 +107,7 @@ def trigger(session: Session, dag_id: str, body: dict[str, Any]) -> Result:
         run = trigger_dag(
             dag_id,
             triggered_by=DagRunTriggeredByType.REST_API,
+            triggering_user_name=user,
             run_id=run_id,
             conf=body.get("conf") or None,
             logical_date=logical_date,

@@ -337,3 +337,9 @@ async def test_a_run_past_its_timeout_is_killed_with_its_whole_group(make_client
     status, body = await call(client, "test", dag_id="gw_probe", task_id="slow", execution_date="2024-05-07")
     assert status == 504
     assert "runner.timeout_s" in body["error"]
+
+
+async def test_a_run_names_the_token_that_triggered_it(client: TestClient) -> None:
+    status, body = await call(client, "trigger_dag", dag_id="gw_probe", run_id=unique("who"))
+    assert status == 200, body
+    assert body["data"]["triggering_user_name"] == "admin"  # the token's name, not the OS user

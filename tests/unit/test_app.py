@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from gateway import __version__
-from gateway.app import create_app
-from gateway.config import parse_settings
 from gateway.keys import RUNNER
 
-from ..support import AUTH, HEADER, REPO, TOKEN, settings_dict
+from ..support import AUTH, HEADER, TOKEN
 
-FAKE = str(REPO / "tests" / "fakes" / "fake_airflow_for_runner_tests.py")
 PLUGIN = "/admin/rest_api/api"
-
-
-@pytest.fixture
-def make(aiohttp_client: Any, tmp_path: Path) -> Any:
-    async def make(**sections: Any) -> TestClient:
-        data = settings_dict(tmp_path, **sections)
-        data["airflow"]["executable"] = FAKE
-        data.setdefault("runner", {}).setdefault("mode", "exec")
-        return await aiohttp_client(create_app(parse_settings(data, environ={})))
-
-    return make
 
 
 async def test_plugin_version_with_the_header_and_with_bearer(make: Any) -> None:
@@ -180,7 +164,7 @@ async def test_a_stream_refused_by_admission_is_plain_json(make: Any) -> None:
         assert resp.status == 503 and resp.headers["Retry-After"]
 
 
-async def test_jobs_are_visible_only_to_tokens_allowed_their_api(make: Any) -> None:
+async def test_jobs_belong_to_the_token_that_started_them(make: Any) -> None:
     client = await make(
         auth={
             "tokens": [
@@ -198,3 +182,23 @@ async def test_jobs_are_visible_only_to_tokens_allowed_their_api(make: Any) -> N
     assert (await client.get(job["status_url"])).status == 403
     listed = await (await client.get("/api/jobs", headers=AUTH)).json()
     assert [j["id"] for j in listed["jobs"]] == [job["job_id"]]
+
+
+async def test_a_limited_token_never_sees_an_admins_job_even_of_an_api_it_may_call(make: Any) -> None:
+    ops = {"Authorization": "Bearer ops-token-0123456789"}
+    client = await make(
+        auth={
+            "tokens": [
+                {"name": "admin", "token": TOKEN},
+                {"name": "ops", "token": "ops-token-0123456789", "allow": ["version"]},
+            ]
+        }
+    )
+    admins = await (await client.get(PLUGIN, params={"api": "version", "async": "1"}, headers=AUTH)).json()
+    assert (await client.get(admins["status_url"], headers=ops)).status == 404
+    assert (await client.delete(admins["cancel_url"], headers=ops)).status == 404
+    assert (await (await client.get("/api/jobs", headers=ops)).json())["jobs"] == []
+    own = await (await client.get(PLUGIN, params={"api": "version", "async": "1"}, headers=ops)).json()
+    assert (await client.get(own["status_url"], headers=ops)).status == 200
+    listed = await (await client.get("/api/jobs", headers=AUTH)).json()
+    assert {j["id"] for j in listed["jobs"]} == {admins["job_id"], own["job_id"]}  # '*' sees every job
