@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         print=None,
         handler_cancellation=True,
         access_log_class=AccessLogger,
+        # Compressed request bodies are refused as JSON (bodies.py); decoding them would fail in the parser first.
+        auto_decompress=False,
     )
 
 

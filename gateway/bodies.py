@@ -60,7 +60,18 @@ async def read_json(request: web.Request) -> Any:
     return loads(raw) if raw.strip() else None
 
 
+def _identity_only(request: web.Request) -> None:
+    """Compressed request bodies are refused: nothing sends them, and each codec is one more parser to attack.
+
+    The server runs with ``auto_decompress=False`` (``python -m gateway``), so this is what answers them.
+    """
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise ApiError(415, f"Request bodies must not be compressed (Content-Encoding: {encoding[:40]!r})")
+
+
 async def read_bytes(request: web.Request) -> bytes:
+    _identity_only(request)
     try:
         return await request.read()
     except web.HTTPException:
@@ -71,6 +82,7 @@ async def read_bytes(request: web.Request) -> bytes:
 
 async def read_form(request: web.Request) -> Any:
     """``request.post()`` (urlencoded or multipart), with every way it can fail on bad input made a 400."""
+    _identity_only(request)
     try:
         return await request.post()
     except web.HTTPException:

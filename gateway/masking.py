@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote, unquote_plus
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus
 
 MASK = "***"
 #: Secrets at least this long are masked wherever they appear; shorter ones only where they stand alone
@@ -39,7 +39,7 @@ _SPELLINGS = (str, unquote, unquote_plus, lambda text: quote(text, safe=""), quo
 
 def token_digest(token: str) -> bytes:
     """SHA-256 of a token as presented (header bytes that are not UTF-8 still hash, they just never match)."""
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 def uri_password(uri: str) -> str | None:
@@ -86,8 +86,21 @@ class Masker:
         self._secrets.discard("")
 
     def add_uri(self, uri: Any) -> None:
-        if isinstance(uri, str):
-            self.add(uri_password(uri))
+        """A connection URI's secrets: its password, password-like query parameters, and — in a URI without
+        ``@`` — a non-numeric "port", which is a password that lost its host (``postgres://u:PW``)."""
+        if not isinstance(uri, str) or "://" not in uri:
+            return
+        self.add(uri_password(uri))
+        rest = uri.split("://", 1)[1]
+        authority, _, query = rest.partition("?")
+        authority = authority.split("/", 1)[0]
+        if "@" not in authority:
+            for piece in authority.split(":")[1:]:
+                if piece and not piece.isdigit():
+                    self.add(piece)
+        for key, value in parse_qsl(query.split("#", 1)[0], keep_blank_values=True):
+            if SENSITIVE_KEY.search(key):
+                self.add(value)
 
     def add_sensitive_values(self, document: Any) -> None:
         """Every value under a password-like key, at any depth (connection JSON, ``extra``)."""

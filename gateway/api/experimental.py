@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ..bodies import loads, read_bytes
-from ..catalog import MAX_ID_CHARS, RUN_ID, checked_date, is_id, is_run_id
+from ..catalog import MAX_ID_CHARS, RUN_ID, checked_date, date_or_run_id, is_id, is_run_id
 from ..errors import ApiError
 from ..keys import AIRFLOW_WORKER, AUDIT, MASKER, PRINCIPAL
 from ..runner import RunnerUnavailable
@@ -74,12 +74,12 @@ def _path(request: web.Request) -> dict[str, str]:
 
 
 def _date_or_run_id(value: str) -> str:
+    """The value as sent (the worker reads it as Airflow 2 did), once it is known to be a sane date or run id."""
     try:
-        if checked_date("execution_date", value) is not None or is_run_id(value):
-            return value
-    except ApiError as exc:
-        raise BadRequest(exc.message) from None
-    raise BadRequest(DATE_ERROR.format(value[:100]))
+        date_or_run_id("execution_date", value)
+    except ApiError:
+        raise BadRequest(DATE_ERROR.format(value[:100])) from None
+    return value
 
 
 def _trigger_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -88,8 +88,8 @@ def _trigger_body(body: dict[str, Any]) -> dict[str, Any]:
         conf = body["conf"]
         if isinstance(conf, str):  # the seed's own curl example sends conf as a JSON string
             try:
-                conf = json.loads(conf) if conf.strip() else {}
-            except ValueError:
+                conf = loads(conf, "'conf'") if conf.strip() else {}
+            except ApiError:
                 conf = None
         if not isinstance(conf, dict):
             raise BadRequest("Dag Run conf must be a dictionary object, other types are not supported")

@@ -46,7 +46,17 @@ class Params:
         return {**self.body, **self.query}
 
 
+def _once(pairs: Any) -> None:
+    """An argument given twice is ambiguous (which one ran?): refused rather than guessed."""
+    seen = set()
+    for key in pairs:  # a MultiDict yields every key as often as it was given
+        if key in seen:
+            raise ApiError(400, f"'{key}' was given more than once")
+        seen.add(key)
+
+
 async def read_params(request: web.Request, max_upload_bytes: int) -> Params:
+    _once(request.query)
     query = {key: request.query[key] for key in request.query}
     body: dict[str, Any] = {}
     if request.body_exists:
@@ -57,6 +67,7 @@ async def read_params(request: web.Request, max_upload_bytes: int) -> Params:
             body = document or {}
         elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             form = await read_form(request)
+            _once(form)
             for key in form:
                 value = form[key]
                 if isinstance(value, web.FileField):

@@ -10,17 +10,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..output import Failure, parse_json
 from ..runner import Command
-from .model import ApiError, Arg, ArgType, Outcome, Values
+from .model import ApiError, Arg, ArgType, Outcome, Values, parse_date
 
 #: Airflow's column sizes: longer values fail in the database (PostgreSQL) or are cut.
 VARIABLE_KEY_CHARS = 250
 POOL_NAME_CHARS = 256
 CONNECTION_FIELD_CHARS = 500
+#: ``airflow connections add`` validates the id with max_length=200.
+CONN_ID_CHARS = 200
+#: What Connection(...) takes from --conn-json (anything else is a TypeError in Airflow).
+CONN_JSON_KEYS = frozenset({"conn_type", "description", "host", "login", "password", "schema", "port", "extra", "uri"})
+#: The CLI refuses these beside --conn-uri or --conn-json.
+_CONN_FIELDS = ("conn_type", "conn_host", "conn_login", "conn_password", "conn_port", "conn_schema")
 
 DATA_ENV = {"PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR", "NO_COLOR": "1"}
 #: Environment for commands that run task code: the task's own log lines and its final state stay visible.
@@ -65,6 +72,11 @@ DAEMON_REFUSAL = "the gateway never starts detached daemons or writes to server 
 
 def _server_path(name: str, what: str) -> Arg:
     return Arg(name, ArgType.SERVER_PATH, f"(refused) {what}", refusal=DAEMON_REFUSAL)
+
+
+def name_arg(name: str, help_text: str, max_chars: int) -> Arg:
+    """Text that names something (a variable key, a pool, a host): one line, at most Airflow's column size."""
+    return Arg(name, ArgType.TEXT, help_text, max_chars=max_chars, single_line=True)
 
 
 def removed(name: str, what: str, instead: str) -> Arg:
@@ -244,7 +256,18 @@ def _check_uri(uri: str) -> None:
 
 
 def _check_conn_json(document: dict[str, Any]) -> None:
-    """What Airflow's Connection.from_json needs: a whole-number port, ``extra`` as an object, a valid ``uri``."""
+    """What Airflow's Connection.from_json needs: known keys, a whole-number port, ``extra`` as an object,
+    a valid ``uri`` (alone), and a ``conn_type`` unless the uri carries one."""
+    unknown = sorted(set(document) - CONN_JSON_KEYS)
+    if unknown:
+        raise ApiError(400, f"'conn_json' has unknown key(s) {unknown}; known: {', '.join(sorted(CONN_JSON_KEYS))}")
+    if "uri" in document and set(document) - {"uri", "description", "extra"}:
+        raise ApiError(400, "'conn_json' gives either a uri or the separate fields, not both")
+    if "uri" not in document and not document.get("conn_type"):
+        raise ApiError(400, "'conn_json' needs a conn_type")
+    for key in ("conn_type", "description", "host", "login", "password", "schema"):
+        if document.get(key) is not None and not isinstance(document[key], str):
+            raise ApiError(400, f"'conn_json' {key} must be a string")
     port = document.get("port")
     if port is not None and not re.fullmatch(r"[0-9]{1,5}", str(port) if not isinstance(port, bool) else ""):
         raise ApiError(400, "'conn_json' port must be a whole number from 0 to 65535")
@@ -273,6 +296,12 @@ def connections(v: Values) -> Command:
     if action == "add":
         if not any(k in v for k in ("conn_uri", "conn_type", "conn_json")):
             raise ApiError(400, "connections add needs 'conn_uri', 'conn_type' or 'conn_json'")
+        whole = [k for k in ("conn_uri", "conn_json") if k in v]
+        others = [k for k in (*_CONN_FIELDS, *(("conn_extra",) if "conn_json" in v else ())) if k in v]
+        if len(whole) > 1 or (whole and others):
+            raise ApiError(
+                400, f"'{whole[0]}' gives the whole connection; it cannot go with {', '.join(whole[1:] + others)}"
+            )
         if "conn_uri" in v:
             _check_uri(v["conn_uri"])
         if "conn_json" in v:
@@ -324,7 +353,18 @@ def trigger_cmd(v: Values) -> Command:
     )
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_env_vars(env_vars: dict[str, Any]) -> None:
+    for key, value in env_vars.items():
+        if not _ENV_NAME.fullmatch(key) or not isinstance(value, str) or "\x00" in value:
+            raise ApiError(400, "'env_vars' maps variable names (letters, digits, '_') to strings")
+
+
 def test_cmd(v: Values) -> Command:
+    if "env_vars" in v:
+        _check_env_vars(v["env_vars"])
     ref = (v["dag_id"], v["task_id"], *((v["execution_date"],) if "execution_date" in v else ()))
     return Command(
         argv=(
@@ -350,10 +390,18 @@ def list_tasks(v: Values) -> Command:
     return airflow("tasks", "list", "--", v["dag_id"])
 
 
+def _utc(validated_date: str) -> datetime:
+    moment = parse_date(validated_date)
+    assert moment is not None  # validated before the builder runs
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def backfill(v: Values) -> Command:
     start, end = v.get("start_date"), v.get("end_date")
     if start is None and end is None:
         raise ApiError(400, "backfill needs 'start_date' or 'end_date' (one alone backfills that single date)")
+    if start is not None and end is not None and _utc(start) > _utc(end):
+        raise ApiError(400, "'start_date' is after 'end_date'")
     return Command(
         argv=(
             "backfill",

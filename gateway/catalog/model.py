@@ -19,7 +19,9 @@ from ..runner import Command
 # applied with fullmatch: ``$`` would let a trailing newline through.
 KEY = re.compile(r"[\w.-]+")
 RUN_ID = re.compile(r"[A-Za-z0-9_.~:+-]+")
-_DATE_SHAPED = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: Looks like a date (``10000-01-01`` too): a value that does is never taken for a run id.
+_DATE_SHAPED = re.compile(r"[+-]?\d{4,}-\d{1,2}-\d{1,2}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,19}")
 MAX_ID_CHARS = 250
 _MAX_TEXT_CHARS = 65536
@@ -83,6 +85,8 @@ class Arg:
     secret: bool = False
     #: TEXT: the longest value accepted (Airflow's column sizes); INT: the largest.
     max_chars: int = _MAX_TEXT_CHARS
+    #: TEXT that names something (a variable key, a pool): no newlines or other control characters.
+    single_line: bool = False
     max_value: int = 2**31 - 1
 
     @property
@@ -183,6 +187,10 @@ def _as_text(name: str, value: Any) -> str:
         raise ApiError(400, f"'{name}' must be a string")
     if "\x00" in value:
         raise ApiError(400, f"'{name}' contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, f"'{name}' is not valid Unicode text (it holds a lone surrogate)") from None
     if len(value) > _MAX_TEXT_CHARS:
         raise ApiError(400, f"'{name}' is longer than {_MAX_TEXT_CHARS} characters")
     return value
@@ -208,6 +216,7 @@ def _convert(arg: Arg, value: Any) -> Any:
         return value
     if arg.type is ArgType.JSON_DOCUMENT:
         if isinstance(value, Upload):
+            _json_object(name, value.content.decode("utf-8", "replace"))  # what Airflow would fail on later
             return value
         document = _json_object(name, value) if not isinstance(value, str) or value.lstrip().startswith("{") else None
         if document is None:
@@ -221,6 +230,8 @@ def _convert(arg: Arg, value: Any) -> Any:
                 f"'{name}' must be letters, digits, '_', '.', '-' (at most {MAX_ID_CHARS}), "
                 f"not starting with '-': {shown(text)}",
             )
+        if len(text) > arg.max_chars:
+            raise ApiError(400, f"'{name}' is longer than {arg.max_chars} characters")
         return text
     if arg.type is ArgType.RUN_ID:
         if not is_run_id(text):
@@ -232,16 +243,7 @@ def _convert(arg: Arg, value: Any) -> Any:
             raise ApiError(400, f"'{name}' is not a date: {shown(text)} (expected for example 2017-01-02T03:04:05)")
         return parsed.isoformat()
     if arg.type is ArgType.DATE_OR_RUN_ID:
-        parsed = checked_date(name, text)
-        if parsed is not None:
-            return parsed.isoformat()
-        if _DATE_SHAPED.match(text):
-            raise ApiError(
-                400, f"'{name}' must be a date (2017-01-02T03:04:05) or a run id; {shown(text)} is not a valid date"
-            )
-        if is_run_id(text):
-            return text
-        raise ApiError(400, f"'{name}' must be a date (2017-01-02T03:04:05) or a run id, got {shown(text)}")
+        return date_or_run_id(name, text)
     if arg.type is ArgType.INT:
         stripped = text.strip()
         if not _WHOLE_NUMBER.fullmatch(stripped):
@@ -258,7 +260,23 @@ def _convert(arg: Arg, value: Any) -> Any:
         return text
     if len(text) > arg.max_chars:
         raise ApiError(400, f"'{name}' is longer than {arg.max_chars} characters")
+    if arg.single_line and _CONTROL.search(text):
+        raise ApiError(400, f"'{name}' must not contain newlines or other control characters")
     return text
+
+
+def date_or_run_id(name: str, text: str) -> str:
+    """A logical date (normalised to ISO 8601) or a run id; anything date-shaped must be a valid date."""
+    parsed = checked_date(name, text)
+    if parsed is not None:
+        return parsed.isoformat()
+    if _DATE_SHAPED.match(text.strip()):
+        raise ApiError(
+            400, f"'{name}' must be a date (2017-01-02T03:04:05) or a run id; {shown(text)} is not a valid date"
+        )
+    if is_run_id(text):
+        return text
+    raise ApiError(400, f"'{name}' must be a date (2017-01-02T03:04:05) or a run id, got {shown(text)}")
 
 
 def is_id(text: str) -> bool:

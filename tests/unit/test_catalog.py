@@ -165,12 +165,20 @@ def test_false_booleans(value: Any) -> None:
 
 
 def test_secrets_are_masked_in_the_displayed_command() -> None:
-    command = build(
-        "connections", add="", conn_id="c", conn_uri="postgres://u:hunter22@h/db", conn_password="pw-secret"
-    )
-    shown = command.display()
+    by_uri = build("connections", add="", conn_id="c", conn_uri="postgres://u:hunter22@h/db")
+    by_fields = build("connections", add="", conn_id="c", conn_type="postgres", conn_password="pw-secret")
+    shown = by_uri.display() + by_fields.display()
     assert "hunter22" not in shown and "pw-secret" not in shown
     assert "postgres://u:***@h/db" in shown
+
+
+def test_a_whole_connection_goes_alone() -> None:
+    with pytest.raises(ApiError, match="cannot go with conn_password"):
+        build("connections", add="", conn_id="c", conn_uri="postgres://u:p@h/db", conn_password="x")
+    with pytest.raises(ApiError, match="unknown key"):
+        build("connections", add="", conn_id="c", conn_json='{"conn_type": "x", "who": 1}')
+    with pytest.raises(ApiError, match="needs a conn_type"):
+        build("connections", add="", conn_id="c", conn_json='{"password": "x"}')
 
 
 def test_every_api_is_consistent() -> None:

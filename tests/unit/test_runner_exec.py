@@ -13,7 +13,7 @@ import pytest
 from gateway.runner import Command, CommandRunner, ExecRunner, RunnerUnavailable, RunState, collect
 from gateway.runner.admission import Admission
 
-from ..support import OWNER_PREFIX, REPO, owned_processes
+from ..support import OWNER_PREFIX, REPO, owned_processes, pid_alive
 
 FAKE = str(REPO / "tests" / "fakes" / "fake_airflow_for_runner_tests.py")
 
@@ -162,23 +162,15 @@ def test_display_masks_secrets_and_quotes_for_a_shell() -> None:
     assert command.display() == "airflow connections add --conn-uri=postgres://u:***@h/db -- 'my conn'"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 async def test_a_daemon_that_double_forks_is_killed_when_its_command_exits(tmp_path: Path) -> None:
     pid_file = tmp_path / "daemon.pid"
     result = await make_runner().run(Command(("daemonize", str(pid_file))))
     assert result.state is RunState.SUCCEEDED and "daemonized" in result.stdout
-    assert not _alive(int(pid_file.read_text()))
+    assert not pid_alive(int(pid_file.read_text()))
 
 
 async def test_a_daemon_that_double_forks_is_killed_on_timeout(tmp_path: Path) -> None:
     pid_file = tmp_path / "daemon.pid"
     result = await make_runner(timeout_s=1.0, kill_grace_s=0.2).run(Command(("daemonize", str(pid_file), "stay")))
     assert result.state is RunState.TIMED_OUT
-    assert not _alive(int(pid_file.read_text()))
+    assert not pid_alive(int(pid_file.read_text()))
