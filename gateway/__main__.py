@@ -14,6 +14,7 @@ from .app import create_app
 from .audit import AccessLogger
 from .config import ConfigError, Settings, load_settings
 from .masking import LogFilter, Masker, token_digest
+from .protocol import answer_protocol_errors_as_json
 from .runner import contain
 
 log = logging.getLogger("gateway")
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("%s", warning)
     _announce(settings, host, port)
     settings.generated_token = None
+    answer_protocol_errors_as_json()
     # handler_cancellation: a client that hangs up cancels its request, which kills its command's process group.
     web.run_app(
         create_app(settings),

@@ -49,7 +49,7 @@ class Params:
 def _once(pairs: Any) -> None:
     """An argument given twice is ambiguous (which one ran?): refused rather than guessed."""
     seen = set()
-    for key in pairs:  # a MultiDict yields every key as often as it was given
+    for key, _ in pairs.items():  # every pair, repeated keys included
         if key in seen:
             raise ApiError(400, f"'{key}' was given more than once")
         seen.add(key)

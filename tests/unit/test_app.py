@@ -202,3 +202,11 @@ async def test_a_limited_token_never_sees_an_admins_job_even_of_an_api_it_may_ca
     assert (await client.get(own["status_url"], headers=ops)).status == 200
     listed = await (await client.get("/api/jobs", headers=AUTH)).json()
     assert {j["id"] for j in listed["jobs"]} == {admins["job_id"], own["job_id"]}  # '*' sees every job
+
+
+@pytest.mark.parametrize("query", ["api=version&api=list_dags", "api=render&dag_id=a&dag_id=b"])
+async def test_an_argument_given_twice_is_refused(make: Any, query: str) -> None:
+    client = await make()
+    resp = await client.get(f"{PLUGIN}?{query}", headers=AUTH)
+    assert resp.status == 400 and "more than once" in (await resp.json())["output"]
+    assert client.app[RUNNER].started == 0
