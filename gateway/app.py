@@ -35,6 +35,7 @@ from .middlewares import (
     audit_middleware,
     auth_middleware,
     errors_middleware,
+    expect_handler,
     forwarded_middleware,
     secrets_middleware,
 )
@@ -139,8 +140,9 @@ def create_app(
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(page.template_dir()), autoescape=True)
 
     base = settings.server.base_path
+    expect = expect_handler(routes)
     for table in (ops.routes, plugin.routes, jobs.routes, experimental.routes, page.routes):
         for route in table:
             assert isinstance(route, web.RouteDef)
-            app.router.add_route(route.method, base + route.path, route.handler, **route.kwargs)
+            app.router.add_route(route.method, base + route.path, route.handler, expect_handler=expect, **route.kwargs)
     return app

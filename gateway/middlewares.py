@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 from aiohttp_remotes import XForwardedFiltered
 
@@ -119,6 +119,25 @@ def family_error(
             request.get(CALL_TIME) or utc_now(), status, message, headers=headers, arguments=arguments
         )
     return error_response(status, message, headers)
+
+
+def expect_handler(routes: Routes) -> Callable[[web.Request], Any]:
+    """``Expect: 100-continue`` as aiohttp does it; any other expectation a 417 in the family's JSON shape
+    (aiohttp's own answer to it is text/plain, before any middleware runs)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse | None:
+        expect = request.headers.get("Expect", "")
+        if request.version != HttpVersion11 or not expect:
+            return None
+        if expect.lower() != "100-continue":
+            request[CALL_TIME] = utc_now()
+            request[MASKER] = Masker()
+            return family_error(routes, request, 417, "Only 'Expect: 100-continue' is supported")
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper has not started
+        return None
+
+    return handler
 
 
 def errors_middleware(routes: Routes) -> Callable[[web.Request, Handler], Any]:

@@ -119,3 +119,19 @@ async def test_errors_echo_no_secret_the_request_carried(make: Any) -> None:
     assert resp.status == 400
     assert "pw-xyz" not in text and TOKEN not in text
     assert json.loads(text)["arguments"]["conn_uri"] == "postgres://u:***@db/x"
+
+
+async def test_an_unknown_expectation_is_a_json_417_and_100_continue_still_works(make: Any) -> None:
+    client = await make()
+    for expect, status in ((b"bogus", b"417"), (b"100-continue", b"100")):
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+        writer.write(
+            b"POST /admin/rest_api/api?api=version HTTP/1.1\r\nHost: x\r\nExpect: " + expect + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 " + status), head
+        if status == b"417":
+            assert b"application/json" in head
+        writer.close()
