@@ -14,26 +14,17 @@ import os
 import re
 import secrets
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from .catalog import DATA_ENV, ApiError, Upload, Values
+from .catalog import DATA_ENV, Answer, ApiError, Upload, Values
 from .keys import DEPLOY_LOCK, RUNNER, SETTINGS
 from .output import classify_failure
 from .runner import Command, CommandRunner, RunResult, RunState
 
 FILENAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,196}\.py")
-
-
-@dataclass(frozen=True)
-class Deployed:
-    http_status: int
-    message: str
-    data: dict[str, Any] | None = None
-    warning: str | None = None
 
 
 def target_path(dags_folder: Path, filename: str) -> Path:
@@ -109,7 +100,7 @@ def _restore(target: Path, previous: bytes | None) -> None:
         _write_atomically(target, previous)
 
 
-async def deploy_dag(app: web.Application, values: Values, caller: str) -> Deployed:
+async def deploy_dag(app: web.Application, values: Values, caller: str) -> Answer:
     settings = app[SETTINGS]
     runner = app[RUNNER]
     upload: Upload = values["dag_file"]
@@ -155,4 +146,4 @@ async def deploy_dag(app: web.Application, values: Values, caller: str) -> Deplo
         "is_paused": synced["is_paused"],
     }
     warning = None if synced["dag_ids"] else f"'{upload.filename}' defines no DAG"
-    return Deployed(200, f"DAG file '{upload.filename}' has been deployed", data=data, warning=warning)
+    return Answer(200, f"DAG file '{upload.filename}' has been deployed", data=data, warning=warning)

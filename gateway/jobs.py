@@ -25,8 +25,7 @@ from typing import Any
 
 from .errors import ApiError
 from .masking import Masker
-from .runner import Command, Overloaded, Run, RunState
-from .streaming import Lines
+from .runner import Command, Lines, Overloaded, Run, RunState
 
 log = logging.getLogger(__name__)
 

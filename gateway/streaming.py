@@ -19,10 +19,7 @@ from aiohttp import web
 from .catalog import parse_bool
 from .masking import Masker
 from .runner import Chunk, Run
-from .runner.base import Stream
 
-#: Longest line sent as one event; longer ones are split (never fatal).
-MAX_LINE_BYTES = 32 * 1024
 #: How often a waiting stream checks that its client is still there.
 DISCONNECT_POLL_S = 0.25
 
@@ -41,36 +38,6 @@ def stream_format(stream_value: Any, accept: str) -> Format | None:
     if "text/event-stream" in accept:
         return Format.SSE if wanted or stream_value is None else None
     return Format.NDJSON if wanted else None
-
-
-class Lines:
-    """Turns a stream's chunks into whole lines (split at ``MAX_LINE_BYTES``), keeping partial lines until complete."""
-
-    def __init__(self) -> None:
-        self._pending: dict[Stream, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
-
-    def feed(self, chunk: Chunk) -> list[tuple[Stream, str]]:
-        buffer = self._pending[chunk.stream]
-        buffer += chunk.data
-        lines = []
-        while True:
-            newline = buffer.find(b"\n")
-            if newline == -1 and len(buffer) < MAX_LINE_BYTES:
-                break
-            cut = newline + 1 if newline != -1 and newline < MAX_LINE_BYTES else MAX_LINE_BYTES
-            lines.append((chunk.stream, _decode(bytes(buffer[:cut]))))
-            del buffer[:cut]
-        return lines
-
-    def rest(self) -> list[tuple[Stream, str]]:
-        out = [(stream, _decode(bytes(buffer))) for stream, buffer in self._pending.items() if buffer]
-        for buffer in self._pending.values():
-            buffer.clear()
-        return out
-
-
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace").rstrip("\n")
 
 
 class EventWriter:

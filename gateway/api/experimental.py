@@ -28,11 +28,6 @@ DATE_ERROR = (
 )
 
 
-def BadRequest(message: str) -> ApiError:
-    """A 400; the errors middleware answers it as ``{"error": message}``."""
-    return ApiError(400, message)
-
-
 async def _answer(request: web.Request, op: str, **args: Any) -> web.Response:
     principal = request[PRINCIPAL]
     request[AUDIT].api, request[AUDIT].args = f"experimental.{op}", sorted(args)
@@ -55,7 +50,7 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
         return {}
     body = loads(raw)
     if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object")
+        raise ApiError(400, "The body must be a JSON object")
     return body
 
 
@@ -78,7 +73,7 @@ def _date_or_run_id(value: str) -> str:
     try:
         date_or_run_id("execution_date", value)
     except ApiError:
-        raise BadRequest(DATE_ERROR.format(value[:100])) from None
+        raise ApiError(400, DATE_ERROR.format(value[:100])) from None
     return value
 
 
@@ -92,19 +87,18 @@ def _trigger_body(body: dict[str, Any]) -> dict[str, Any]:
             except ApiError:
                 conf = None
         if not isinstance(conf, dict):
-            raise BadRequest("Dag Run conf must be a dictionary object, other types are not supported")
+            raise ApiError(400, "Dag Run conf must be a dictionary object, other types are not supported")
         checked["conf"] = conf
     run_id = body.get("run_id")
     if run_id not in (None, ""):
         if not isinstance(run_id, str) or not is_run_id(run_id):
-            raise BadRequest(
-                f"The run_id provided {str(run_id)[:100]!r} does not match regex pattern '^{RUN_ID.pattern}$'"
-            )
+            pattern = f"^{RUN_ID.pattern}$"
+            raise ApiError(400, f"The run_id provided {str(run_id)[:100]!r} does not match regex pattern '{pattern}'")
         checked["run_id"] = run_id
     date = body.get("execution_date")
     if date is not None:
         if not isinstance(date, str) or checked_date("execution_date", date) is None:
-            raise BadRequest(DATE_ERROR.format(str(date)[:100]))
+            raise ApiError(400, DATE_ERROR.format(str(date)[:100]))
         checked["execution_date"] = date
     replace = body.get("replace_microseconds")
     if isinstance(replace, bool):
@@ -112,30 +106,30 @@ def _trigger_body(body: dict[str, Any]) -> dict[str, Any]:
     elif isinstance(replace, str):
         checked["replace_microseconds"] = replace.strip().lower() in _TRUE
     elif replace is not None:
-        raise BadRequest('replace_microseconds must be a boolean or a string like "true"/"false"')
+        raise ApiError(400, 'replace_microseconds must be a boolean or a string like "true"/"false"')
     return checked
 
 
 def _pool_body(body: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(body) - {"name", "slots", "description", "include_deferred"})
     if unknown:
-        raise BadRequest(f"Unknown key(s) for a pool: {', '.join(unknown)} (expected name, slots, description)")
+        raise ApiError(400, f"Unknown key(s) for a pool: {', '.join(unknown)} (expected name, slots, description)")
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise BadRequest("Pool name shouldn't be empty")
+        raise ApiError(400, "Pool name shouldn't be empty")
     if len(name) > MAX_POOL_NAME:
-        raise BadRequest(f"Pool name can't be more than {MAX_POOL_NAME} characters")
+        raise ApiError(400, f"Pool name can't be more than {MAX_POOL_NAME} characters")
     if not name.isprintable():
-        raise BadRequest("Pool name must be printable text")
+        raise ApiError(400, "Pool name must be printable text")
     slots = _slots(body.get("slots"))
     description = body.get("description", "")
     if description is not None and (not isinstance(description, str) or len(description) > MAX_DESCRIPTION):
-        raise BadRequest(f"Pool description must be a string of at most {MAX_DESCRIPTION} characters")
+        raise ApiError(400, f"Pool description must be a string of at most {MAX_DESCRIPTION} characters")
     if description and "\x00" in description:
-        raise BadRequest("Pool description contains a NUL character")
+        raise ApiError(400, "Pool description contains a NUL character")
     include_deferred = body.get("include_deferred", False)
     if not isinstance(include_deferred, bool):
-        raise BadRequest("include_deferred must be a boolean")
+        raise ApiError(400, "include_deferred must be a boolean")
     return {"name": name, "slots": slots, "description": description or "", "include_deferred": include_deferred}
 
 
@@ -149,7 +143,7 @@ def _slots(value: Any) -> int:
     elif isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit():
         number = int(value.strip()) if len(value.strip()) <= 11 else None
     if number is None or not -1 <= number <= 2**31 - 1:
-        raise BadRequest(f"Bad value for `slots`: {str(value)[:100]}")
+        raise ApiError(400, f"Bad value for `slots`: {str(value)[:100]}")
     return number
 
 
@@ -194,7 +188,7 @@ async def dag_code(request: web.Request) -> web.Response:
 async def set_paused(request: web.Request) -> web.Response:
     paused = _path(request)["paused"]
     if paused not in ("true", "false"):
-        raise BadRequest(f"'paused' must be 'true' or 'false', got {paused!r}")
+        raise ApiError(400, f"'paused' must be 'true' or 'false', got {paused!r}")
     return await _answer(request, "set_paused", dag_id=_path(request)["dag_id"], paused=paused)
 
 

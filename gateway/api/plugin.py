@@ -12,17 +12,15 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import __version__
 from ..bodies import loads, read_form, read_json
 from ..catalog import CATALOG, Api, ApiError, Kind, Outcome, Upload, Values, parse_bool, validate
-from ..dagfiles import deploy_dag
 from ..envelope import dumps, plugin_body
 from ..keys import AUDIT, CALL_TIME, DAEMONS, JOBS, MASKER, PRINCIPAL, RUNNER, SETTINGS, TOKEN_DIGESTS
 from ..masking import Masker, token_digest
 from ..middlewares import masked_arguments
 from ..output import Failure, classify_failure, split_log_lines
-from ..runner import Collector, Command, Overloaded, RunnerUnavailable, RunResult, RunState
-from ..streaming import ClientGone, EventWriter, Format, Lines, chunks_with_heartbeats, stream_format
+from ..runner import Collector, Command, Lines, Overloaded, RunnerUnavailable, RunResult, RunState
+from ..streaming import ClientGone, EventWriter, Format, chunks_with_heartbeats, stream_format
 from .jobs import job_urls
 
 routes = web.RouteTableDef()
@@ -212,11 +210,9 @@ async def _call(
     if api.kind is Kind.DAEMON and not run_async:
         raise ApiError(400, f"API '{api.name}' starts a daemon, which runs only as a background job: add async=true")
     values = validate(api, raw)
-    if api.name == "rest_api_plugin_version":
-        return reply(200, __version__)
-    if api.name == "deploy_dag":
-        deployed = await deploy_dag(request.app, values, principal.name)
-        return reply(deployed.http_status, deployed.message, data=deployed.data, warning=deployed.warning)
+    if api.answer is not None:
+        answer = await api.answer(request.app, values, principal.name)
+        return reply(answer.http_status, answer.message, data=answer.data, warning=answer.warning)
     assert api.build is not None
     command = fits_argv(api.build(values)).run_as(principal.name)
     if run_async:

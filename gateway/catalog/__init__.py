@@ -8,10 +8,11 @@ Run ``python -m gateway.catalog`` to print the Markdown API table.
 """
 
 from .apis import APIS, CATALOG, example_query, markdown_table
-from .commands import DATA_ENV, INFO_ENV, TASK_ENV
+from .common import DATA_ENV, INFO_ENV, TASK_ENV
 from .model import (
     MAX_ID_CHARS,
     RUN_ID,
+    Answer,
     Api,
     ApiError,
     Arg,
@@ -37,6 +38,7 @@ __all__ = [
     "MAX_ID_CHARS",
     "RUN_ID",
     "TASK_ENV",
+    "Answer",
     "Api",
     "ApiError",
     "Arg",

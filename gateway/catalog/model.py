@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,6 +106,20 @@ class Outcome:
     warning: str | None = None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What an API the gateway answers itself (no CLI command) returns."""
+
+    http_status: int
+    message: str
+    data: Any = None
+    warning: str | None = None
+
+
+#: ``await answer(app, values, caller)``: how a gateway-answered API (``Kind.CUSTOM``) answers.
+Answerer = Callable[[Any, Values, str], Awaitable[Answer]]
+
+
 def _parse_json_output(values: Values, stdout: str) -> Outcome:
     return Outcome(data=parse_json(stdout))
 
@@ -119,6 +133,8 @@ class Api:
     args: tuple[Arg, ...] = ()
     build: Callable[[Values], Command] | None = None
     parse: Callable[[Values, str], Outcome] = _parse_json_output
+    #: For the gateway's own APIs (``Kind.CUSTOM``): what answers instead of a command.
+    answer: Answerer | None = None
     kind: Kind = Kind.QUICK
     methods: tuple[str, ...] = ("GET", "POST")
     #: The old plugin's "Available in Airflow Version" text.

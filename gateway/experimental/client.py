@@ -13,8 +13,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from ..runner import RunnerUnavailable
-from ..runner.exec import OWNER_ENV
+from ..runner import OWNER_ENV, RunnerUnavailable
 from ..runner.group import signal_group, stop_process
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The experimental API's operations, run inside the Airflow worker process (Airflow imported, ORM ready).
 
 Each operation takes JSON-able arguments and returns ``(http_status, body)`` with Airflow 2's
-shapes and error texts (``../shared/reference/experimental-api.md``), except that the cases where
+shapes and error texts (the project's experimental-API reference), except that the cases where
 Airflow 2 crashed with an HTML 500 answer a 400/404 ``{"error"}`` here.
 """
 
@@ -17,18 +17,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..errors import ApiError
+
 Result = tuple[int, Any]
 DATE_ERROR = (
     "Given execution date, {}, could not be identified as a date. Example date format: 2015-11-16T14:34:15+00:00"
 )
 POOL_KEYS = ("id", "pool", "slots", "description", "include_deferred")
-
-
-class OpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _parse_date(raw: str) -> datetime:
@@ -37,13 +32,13 @@ def _parse_date(raw: str) -> datetime:
     try:
         return timezone.parse(raw, strict=False)
     except (ValueError, OverflowError, TypeError):
-        raise OpError(400, DATE_ERROR.format(raw)) from None
+        raise ApiError(400, DATE_ERROR.format(raw)) from None
 
 
 def _dag_model(session: Session, dag_id: str) -> DagModel:
     dag = session.get(DagModel, dag_id)
     if dag is None:
-        raise OpError(404, f"Dag id {dag_id} not found in DagModel")
+        raise ApiError(404, f"Dag id {dag_id} not found in DagModel")
     return dag
 
 
@@ -52,7 +47,7 @@ def _serialized_dag(session: Session, dag_id: str) -> Any:
 
     dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
     if dag is None:
-        raise OpError(404, f"Dag id {dag_id} not found")
+        raise ApiError(404, f"Dag id {dag_id} not found")
     return dag
 
 
@@ -64,7 +59,7 @@ def _find_run(session: Session, dag_id: str, execution_date: str) -> DagRun:
     moment = _parse_date(execution_date)
     run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date == moment))
     if run is None:
-        raise OpError(404, f"Dag Run for date {moment} not found in dag {dag_id}")
+        raise ApiError(404, f"Dag Run for date {moment} not found in dag {dag_id}")
     return run
 
 
@@ -95,7 +90,7 @@ def trigger(session: Session, dag_id: str, body: dict[str, Any], user: str | Non
     raw_date = body.get("execution_date")
     logical_date = _parse_date(raw_date) if raw_date else timezone.utcnow()
     if dag.start_date and logical_date < dag.start_date:  # Airflow 2 refused it (with an HTML 500)
-        raise OpError(
+        raise ApiError(
             400, f"The execution_date {logical_date.isoformat()} is before the DAG's start_date {dag.start_date}"
         )
     replace = body.get("replace_microseconds")
@@ -115,15 +110,15 @@ def trigger(session: Session, dag_id: str, body: dict[str, Any], user: str | Non
             session=session,
         )
     except DagNotFound as exc:
-        raise OpError(404, str(exc)) from None
+        raise ApiError(404, str(exc)) from None
     except DagRunAlreadyExists as exc:
-        raise OpError(400, str(exc)) from None
+        raise ApiError(400, str(exc)) from None
     except IntegrityError:  # the same logical date under another run id
-        raise OpError(
+        raise ApiError(
             400, f"A DAG Run already exists for DAG {dag_id} at {logical_date.isoformat()} with run id {run_id}"
         ) from None
     except ValueError as exc:  # e.g. a logical date before the DAG's start_date; Airflow 2 crashed with HTML 500
-        raise OpError(400, str(exc)) from None
+        raise ApiError(400, str(exc)) from None
     assert run is not None
     return 200, {
         "execution_date": run.logical_date.isoformat() if run.logical_date else None,
@@ -136,14 +131,14 @@ def list_runs(session: Session, dag_id: str, state: str | None = None) -> Result
     from airflow.utils.state import DagRunState
 
     if session.get(DagModel, dag_id) is None:
-        raise OpError(400, f"Dag id {dag_id} not found in DagModel")  # Airflow 2 answered 400 here
+        raise ApiError(400, f"Dag id {dag_id} not found in DagModel")  # Airflow 2 answered 400 here
     query = select(DagRun).where(DagRun.dag_id == dag_id)
     if state:
         try:
             query = query.where(DagRun.state == DagRunState(state.lower()))
         except ValueError:
             valid = ", ".join(s.value for s in DagRunState)
-            raise OpError(400, f"Invalid state {state!r}; expected one of {valid}") from None
+            raise ApiError(400, f"Invalid state {state!r}; expected one of {valid}") from None
     runs = session.scalars(query.order_by(DagRun.logical_date, DagRun.id)).all()
     return 200, [
         {
@@ -168,7 +163,7 @@ def task_instance(session: Session, dag_id: str, execution_date: str, task_id: s
     _dag_model(session, dag_id)
     dag = _serialized_dag(session, dag_id)
     if task_id not in dag.task_dict:
-        raise OpError(404, f"Task {task_id} not found in dag {dag_id}")
+        raise ApiError(404, f"Task {task_id} not found in dag {dag_id}")
     run = _find_run(session, dag_id, execution_date)
     ti = session.scalar(
         select(TaskInstance).where(
@@ -179,7 +174,7 @@ def task_instance(session: Session, dag_id: str, execution_date: str, task_id: s
         )
     )
     if ti is None:
-        raise OpError(404, f"Task {task_id} instance for date {run.logical_date} not found")
+        raise ApiError(404, f"Task {task_id} instance for date {run.logical_date} not found")
     columns = [column.key for column in TaskInstance.__table__.columns]
     return 200, {**_public_attributes(ti, columns), "execution_date": str(run.logical_date)}
 
@@ -189,7 +184,7 @@ def task_info(session: Session, dag_id: str, task_id: str) -> Result:
     dag = _serialized_dag(session, dag_id)
     task = dag.task_dict.get(task_id)
     if task is None:
-        raise OpError(404, f"Task {task_id} not found in dag {dag_id}")
+        raise ApiError(404, f"Task {task_id} not found in dag {dag_id}")
     keys = sorted({*vars(task), "task_id", "owner", "email", "retries", "pool", "queue", "task_type"})
     return 200, _public_attributes(task, keys)
 
@@ -201,7 +196,7 @@ def dag_code(session: Session, dag_id: str) -> Result:
     try:
         return 200, DagCode.code(dag_id, session=session)
     except Exception as exc:
-        raise OpError(500, f"Error {exc} while reading Dag id {dag_id} Code") from None
+        raise ApiError(500, f"Error {exc} while reading Dag id {dag_id} Code") from None
 
 
 def set_paused(session: Session, dag_id: str, paused: str) -> Result:
@@ -221,9 +216,9 @@ def delete(session: Session, dag_id: str) -> Result:
     try:
         count = delete_dag(dag_id, session=session)
     except DagNotFound as exc:
-        raise OpError(404, str(exc)) from None
+        raise ApiError(404, str(exc)) from None
     except AirflowException as exc:  # "TaskInstances still running"
-        raise OpError(409, str(exc)) from None
+        raise ApiError(409, str(exc)) from None
     return 200, {"count": count, "message": f"Removed {count} record(s)"}
 
 
@@ -263,14 +258,14 @@ def pools(session: Session) -> Result:
 
 def _pool_name(name: str) -> str:
     if not name or not name.strip():
-        raise OpError(400, "Pool name shouldn't be empty")
+        raise ApiError(400, "Pool name shouldn't be empty")
     return name
 
 
 def pool(session: Session, name: str) -> Result:
     found = session.scalar(select(Pool).where(Pool.pool == _pool_name(name)))
     if found is None:
-        raise OpError(404, f"Pool '{name}' doesn't exist")
+        raise ApiError(404, f"Pool '{name}' doesn't exist")
     return 200, _pool_json(found)
 
 
@@ -282,10 +277,10 @@ def create_pool(session: Session, name: str, slots: int, description: str, inclu
 
 def delete_pool(session: Session, name: str) -> Result:
     if _pool_name(name) == Pool.DEFAULT_POOL_NAME:
-        raise OpError(400, "default_pool cannot be deleted")
+        raise ApiError(400, "default_pool cannot be deleted")
     found = session.scalar(select(Pool).where(Pool.pool == name))
     if found is None:
-        raise OpError(404, f"Pool '{name}' doesn't exist")
+        raise ApiError(404, f"Pool '{name}' doesn't exist")
     body = _pool_json(found)
     session.delete(found)
     return 200, body
@@ -344,7 +339,7 @@ def run(op: str, args: dict[str, Any]) -> Result:
     try:
         with create_session() as session:
             return OPERATIONS[op](session, **args)
-    except OpError as exc:
+    except ApiError as exc:
         return exc.status, {"error": exc.message}
     finally:
         settings.Session.remove()

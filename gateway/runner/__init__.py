@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from .admission import Admission, Overloaded
-from .base import Chunk, Command, Run, RunResult, RunState
-from .exec import OWNER_ENV, ExecRun, ExecRunner, RunnerUnavailable
+from .base import OWNER_ENV, Chunk, Command, Lines, Run, RunnerUnavailable, RunResult, RunState
+from .exec import ExecRun, ExecRunner
 from .warm import WarmRunner
 
 #: Anything with ``mode`` and an async-context ``start(command, timeout_s)`` yielding a Run.
@@ -24,6 +24,7 @@ __all__ = [
     "CommandRunner",
     "ExecRun",
     "ExecRunner",
+    "Lines",
     "Overloaded",
     "Run",
     "RunResult",

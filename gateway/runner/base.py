@@ -9,6 +9,14 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 Stream = Literal["stdout", "stderr"]
+#: Every process the gateway starts carries this variable, so anything it owns can be found and checked.
+OWNER_ENV = "AIRFLOW_REST_GATEWAY_OWNER"
+#: Longest line kept whole (output and job logs); longer ones are split, never fatal.
+MAX_LINE_BYTES = 32 * 1024
+
+
+class RunnerUnavailable(Exception):
+    """The command could not be started or followed to its end (no executable, a fork server or worker down): 503."""
 
 
 class RunState(enum.StrEnum):
@@ -92,3 +100,33 @@ class Run(Protocol):
     lost: str | None
 
     def output(self) -> AsyncIterator[Chunk]: ...
+
+
+class Lines:
+    """Turns a run's chunks into whole lines (split at ``MAX_LINE_BYTES``), keeping partial lines until complete."""
+
+    def __init__(self) -> None:
+        self._pending: dict[Stream, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+
+    def feed(self, chunk: Chunk) -> list[tuple[Stream, str]]:
+        buffer = self._pending[chunk.stream]
+        buffer += chunk.data
+        lines = []
+        while True:
+            newline = buffer.find(b"\n")
+            if newline == -1 and len(buffer) < MAX_LINE_BYTES:
+                break
+            cut = newline + 1 if newline != -1 and newline < MAX_LINE_BYTES else MAX_LINE_BYTES
+            lines.append((chunk.stream, _decode(bytes(buffer[:cut]))))
+            del buffer[:cut]
+        return lines
+
+    def rest(self) -> list[tuple[Stream, str]]:
+        out = [(stream, _decode(bytes(buffer))) for stream, buffer in self._pending.items() if buffer]
+        for buffer in self._pending.values():
+            buffer.clear()
+        return out
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace").rstrip("\n")

@@ -10,18 +10,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from . import contain
-from .base import Command
+from .base import OWNER_ENV, Command, RunnerUnavailable
 from .group import GroupRun
 
 #: The leader of every exec'd command (run as a script: standard library only, no package import).
 CONTAIN_SCRIPT = contain.__file__
-
-#: Every process the gateway starts carries this variable, so anything it owns can be found and checked.
-OWNER_ENV = "AIRFLOW_REST_GATEWAY_OWNER"
-
-
-class RunnerUnavailable(Exception):
-    """The command could not be started or followed to its end (no executable, a fork server or worker down): 503."""
 
 
 class ExecRun(GroupRun):

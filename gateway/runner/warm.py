@@ -27,8 +27,7 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from . import contain
-from .base import Command
-from .exec import OWNER_ENV, RunnerUnavailable
+from .base import OWNER_ENV, Command, RunnerUnavailable
 from .group import GroupRun, stop_process
 
 log = logging.getLogger(__name__)
