@@ -146,6 +146,9 @@ class Reply:
             outcome = Outcome(failure=classify_failure(result.exit_code, stdout, result.stderr))
         else:
             outcome = api.parse(values, stdout)
+        for secret in outcome.secrets:
+            self.masker.add(secret)
+        self.masker.add_sensitive_values(outcome.data)  # password-like keys in JSON output, as Airflow's API does
         return self.body(
             outcome.failure.http_status if outcome.failure else 200,
             output,
@@ -210,6 +213,8 @@ async def _call(
     if api.kind is Kind.DAEMON and not run_async:
         raise ApiError(400, f"API '{api.name}' starts a daemon, which runs only as a background job: add async=true")
     values = validate(api, raw)
+    for secret in api.secrets(values):
+        request[MASKER].add(secret)
     if api.answer is not None:
         answer = await api.answer(request.app, values, principal.name)
         return reply(answer.http_status, answer.message, data=answer.data, warning=answer.warning)

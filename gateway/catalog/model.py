@@ -104,6 +104,8 @@ class Outcome:
     data: Any = None
     failure: Failure | None = None
     warning: str | None = None
+    #: Values in the output that are secret (a variable whose name says it holds one): masked everywhere.
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class Api:
     parse: Callable[[Values, str], Outcome] = _parse_json_output
     #: For the gateway's own APIs (``Kind.CUSTOM``): what answers instead of a command.
     answer: Answerer | None = None
+    #: Values of a request that are secret beyond its ``secret`` arguments (a variable named like a password).
+    secrets: Callable[[Values], tuple[str, ...]] = lambda values: ()
     kind: Kind = Kind.QUICK
     methods: tuple[str, ...] = ("GET", "POST")
     #: The old plugin's "Available in Airflow Version" text.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ..masking import SENSITIVE_KEY
 from ..output import parse_json
 from ..runner import Command
 from .common import DATA_ENV, airflow, name_arg, one_action, opt
@@ -13,16 +14,30 @@ from .model import Api, ApiError, Arg, ArgType, Outcome, Values
 VARIABLE_KEY_CHARS = 250
 
 
+def is_sensitive(key: str | None) -> bool:
+    """Airflow's rule: a variable whose name says it holds a secret (``db_password``, ``api_key``) is redacted
+    in its REST API's answers; the gateway answers the same way."""
+    return bool(key) and SENSITIVE_KEY.search(key) is not None
+
+
+def secret_values(values: Values) -> tuple[str, ...]:
+    if is_sensitive(values.get("set") or values.get("key")):
+        return tuple(v for v in (values.get("set_value"), values.get("value")) if v)
+    return ()
+
+
 def read_variable(values: Values, stdout: str) -> Outcome:
     if "get" not in values:
-        return Outcome(data=parse_json(stdout))
+        return Outcome(data=parse_json(stdout))  # an export's password-like keys are masked by the gateway
     value = stdout[:-1] if stdout.endswith("\n") else stdout
+    secrets = (value,) if is_sensitive(values["get"]) and value else ()
     if not values.get("json"):
-        return Outcome(data=value)
+        return Outcome(data=value, secrets=secrets)
     try:
-        return Outcome(data=json.loads(value))
+        return Outcome(data=json.loads(value), secrets=secrets)
     except ValueError:
-        return Outcome(data=value, warning=f"Variable {values['get']!r} does not hold valid JSON; returned as text")
+        warning = f"Variable {values['get']!r} does not hold valid JSON; returned as text"
+        return Outcome(data=value, warning=warning, secrets=secrets)
 
 
 def build_variables(v: Values) -> Command:
@@ -90,6 +105,7 @@ APIS: tuple[Api, ...] = (
         ),
         build=build_variables,
         parse=read_variable,
+        secrets=secret_values,
         since="1.7.1 or greater",
         notes="With no action it lists variable keys. import/export never touch server paths.",
     ),

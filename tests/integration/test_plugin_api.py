@@ -343,3 +343,15 @@ async def test_a_run_names_the_token_that_triggered_it(client: TestClient) -> No
     status, body = await call(client, "trigger_dag", dag_id="gw_probe", run_id=unique("who"))
     assert status == 200, body
     assert body["data"]["triggering_user_name"] == "admin"  # the token's name, not the OS user
+
+
+async def test_a_variable_named_like_a_secret_is_redacted_as_airflows_api_does(client: TestClient) -> None:
+    key, value = unique("db_password"), f"s3cret-{uuid.uuid4().hex}"
+    status, body = await call(client, "variables", set=key, set_value=value)
+    assert status == 200 and value not in json.dumps(body)
+    for params in ({"get": key}, {"export": "true"}):
+        status, body = await call(client, "variables", **params)
+        assert status == 200 and value not in json.dumps(body)
+    status, body = await call(client, "variables", get=key)
+    assert body["data"] == "***"
+    await call(client, "variables", delete=key)
