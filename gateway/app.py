@@ -11,7 +11,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from .api import experimental, jobs, ops, page, plugin
+from .api import experimental, health, jobs, page, plugin
 from .audit import AuditLog
 from .auth import TokenAuth
 from .catalog import DATA_ENV
@@ -141,7 +141,7 @@ def create_app(
 
     base = settings.server.base_path
     expect = expect_handler(routes)
-    for table in (ops.routes, plugin.routes, jobs.routes, experimental.routes, page.routes):
+    for table in (health.routes, plugin.routes, jobs.routes, experimental.routes, page.routes):
         for route in table:
             assert isinstance(route, web.RouteDef)
             app.router.add_route(route.method, base + route.path, route.handler, expect_handler=expect, **route.kwargs)

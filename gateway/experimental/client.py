@@ -7,14 +7,12 @@ import contextlib
 import itertools
 import json
 import logging
-import os
-import signal
 import socket
 from collections.abc import Mapping
 from typing import Any
 
 from ..runner import OWNER_ENV, RunnerUnavailable
-from ..runner.group import signal_group, stop_process
+from ..runner.helper import HelperProcess
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +29,7 @@ class AirflowWorker:
         self.env = {**env, OWNER_ENV: owner}
         self.startup_timeout_s = startup_timeout_s
         self.restarts = 0
-        self._proc: asyncio.subprocess.Process | None = None
+        self._helper: HelperProcess | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[tuple[int, Any]]] = {}
@@ -40,7 +38,7 @@ class AirflowWorker:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+        return self._helper.pid if self._helper is not None and self._helper.alive else None
 
     def warm(self) -> None:
         """Start in the background, so the first request does not pay Airflow's import time."""
@@ -55,30 +53,22 @@ class AirflowWorker:
 
     async def _start(self) -> None:
         ours, theirs = socket.socketpair()
+        self._helper = HelperProcess(
+            python=self.python,
+            module="gateway.experimental.worker",
+            args=("--fd", str(theirs.fileno())),
+            env={**self.env, "PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"},
+            startup_timeout_s=self.startup_timeout_s,
+            pass_fds=(theirs.fileno(),),
+        )
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                self.python,
-                "-m",
-                "gateway.experimental.worker",
-                "--fd",
-                str(theirs.fileno()),
-                "--parent-pid",
-                str(os.getpid()),
-                pass_fds=(theirs.fileno(),),
-                stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-                env={**self.env, "PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"},
-            )
+            await self._helper.start()
+        except RunnerUnavailable:
+            ours.close()
+            raise RunnerUnavailable("the Airflow worker for the experimental API did not start") from None
         finally:
             theirs.close()
         reader, self._writer = await asyncio.open_connection(sock=ours, limit=64 << 20)
-        try:
-            hello = await asyncio.wait_for(reader.readline(), self.startup_timeout_s)
-        except TimeoutError:
-            hello = b""
-        if not hello.startswith(b'{"ready"'):
-            await self._stop()
-            raise RunnerUnavailable("the Airflow worker for the experimental API did not start")
         self._reader_task = asyncio.create_task(self._read_replies(reader))
 
     async def _read_replies(self, reader: asyncio.StreamReader) -> None:
@@ -92,9 +82,8 @@ class AirflowWorker:
             if not future.done():
                 future.set_exception(RunnerUnavailable("the Airflow worker stopped; it restarts on the next request"))
         self._pending.clear()
-        if self._proc is not None:
-            signal_group(self._proc.pid, signal.SIGKILL)
-            await self._proc.wait()
+        if self._helper is not None:
+            await self._helper.stop(grace_s=0)
 
     async def call(self, op: str, **args: Any) -> tuple[int, Any]:
         try:
@@ -113,8 +102,8 @@ class AirflowWorker:
     async def _stop(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        if self._proc is not None:
-            await stop_process(self._proc)
+        if self._helper is not None:
+            await self._helper.stop()
 
     async def close(self) -> None:
         if self._starting is not None and not self._starting.done():

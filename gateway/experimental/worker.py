@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import socket
 import sys
@@ -28,22 +29,21 @@ def main() -> None:
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args()
     contain.die_with_parent(signal.SIGKILL, args.parent_pid)  # it starts nothing, so it can simply die
-    sys.stdout = sys.stderr  # log lines must never land in the protocol
+    sys.stdout = sys.stderr  # after the ready line on the real stdout, Python's output goes to stderr
     channel = socket.socket(fileno=args.fd)
     reader, writer = channel.makefile("rb"), channel.makefile("wb")
 
     import sqlalchemy.orm
 
-    from . import ops
+    from . import operations
 
     sqlalchemy.orm.configure_mappers()
-    ops.run("pools", {})  # first query: compile and connect now, not on the first request
-    writer.write(b'{"ready": true}\n')
-    writer.flush()
+    operations.run("pools", {})  # first query: compile and connect now, not on the first request
+    print(json.dumps({"ready": True, "pid": os.getpid()}), file=sys.__stdout__, flush=True)
     for line in reader:
         request = json.loads(line)
         try:
-            status, body = ops.run(request["op"], request.get("args", {}))
+            status, body = operations.run(request["op"], request.get("args", {}))
         except Exception as exc:
             traceback.print_exc()
             status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}

@@ -22,17 +22,6 @@ def signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-async def stop_process(proc: asyncio.subprocess.Process, grace_s: float = 3.0) -> None:
-    """Stop a long-lived helper process we started (fork server, Airflow worker): TERM its group, then KILL."""
-    if proc.returncode is None:
-        signal_group(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), grace_s)
-        except TimeoutError:
-            signal_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
-
-
 class GroupRun:
     """One command running as the leader of its own process group.
 

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from . import contain
 from .base import OWNER_ENV, Command, RunnerUnavailable
-from .group import GroupRun, stop_process
+from .group import GroupRun
+from .helper import HelperProcess
 
 log = logging.getLogger(__name__)
 RECEIVE_BYTES = 4096
@@ -73,22 +74,22 @@ class WarmRun(GroupRun):
         self._conn.close()
 
 
-class Zygote:
-    """One zygote process, as seen from the gateway."""
+class ForkServer:
+    """One fork server (zygote) process, as the gateway sees it."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, socket_path: str, cfg_mtime: float | None) -> None:
-        self.proc = proc
+    def __init__(self, helper: HelperProcess, socket_path: str, cfg_mtime: float | None) -> None:
+        self.helper = helper
         self.socket_path = socket_path
         self.cfg_mtime = cfg_mtime
         self.forks = 0
 
     @property
     def alive(self) -> bool:
-        return self.proc.returncode is None
+        return self.helper.alive
 
     def retire(self) -> None:
-        with suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGUSR1)
+        """It stops accepting, finishes the runs it has, then exits."""
+        self.helper.signal(signal.SIGUSR1)
 
 
 class WarmRunner:
@@ -116,8 +117,8 @@ class WarmRunner:
         self.max_runs_per_zygote = max_runs_per_zygote
         self.startup_timeout_s = startup_timeout_s
         self.restarts = 0
-        self._zygote: Zygote | None = None
-        self._retired: list[Zygote] = []
+        self._zygote: ForkServer | None = None
+        self._retired: list[ForkServer] = []
         self._ready = asyncio.Event()
         self._replacing: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -132,7 +133,7 @@ class WarmRunner:
     @property
     def pids(self) -> list[int]:
         """The zygote processes alive now (the current one and any retiring)."""
-        return [z.proc.pid for z in (self._zygote, *self._retired) if z is not None and z.alive]
+        return [z.helper.pid for z in (self._zygote, *self._retired) if z is not None and z.alive and z.helper.pid]
 
     def open(self) -> None:
         """Start warming up in the background; requests wait for ``ready`` (up to ``startup_timeout_s``)."""
@@ -147,7 +148,7 @@ class WarmRunner:
                     await task
         for zygote in (self._zygote, *self._retired):
             if zygote is not None:
-                await stop_process(zygote.proc)
+                await zygote.helper.stop()
         with suppress(OSError):
             for name in os.listdir(self._dir):
                 os.unlink(os.path.join(self._dir, name))
@@ -159,34 +160,20 @@ class WarmRunner:
         except OSError:
             return None
 
-    async def _spawn(self) -> Zygote:
+    async def _spawn(self) -> ForkServer:
         self._serial += 1
         socket_path = os.path.join(self._dir, f"zygote-{self._serial}.sock")
         cfg_mtime = self._cfg_mtime()
-        proc = await asyncio.create_subprocess_exec(
-            self.python,
-            "-m",
-            "gateway.runner.zygote",
-            "--socket",
-            socket_path,
-            "--parent-pid",
-            str(os.getpid()),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            start_new_session=True,
+        helper = HelperProcess(
+            python=self.python,
+            module="gateway.runner.zygote",
+            args=("--socket", socket_path),
             env=self.env,
+            startup_timeout_s=self.startup_timeout_s,
         )
-        assert proc.stdout is not None
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), self.startup_timeout_s)
-            hello = json.loads(line) if line.startswith(b"{") else {}
-        except (TimeoutError, ValueError):
-            hello = {}
-        if not hello.get("ready"):
-            await stop_process(proc)
-            raise RunnerUnavailable(f"the warm runner's fork server did not start (exit code {proc.returncode})")
+        hello = await helper.start()
         log.info("warm runner ready: pid %s, warm-up %s s", hello["pid"], hello["warm_s"].get("ready"))
-        return Zygote(proc, socket_path, cfg_mtime)
+        return ForkServer(helper, socket_path, cfg_mtime)
 
     async def _supervise(self) -> None:
         """Keep one warm zygote: start it, and replace it whenever it dies."""
@@ -204,19 +191,19 @@ class WarmRunner:
             first = False
             while True:
                 zygote = self._zygote
-                await zygote.proc.wait()
+                await zygote.helper.wait()
                 self._retired = [z for z in self._retired if z.alive]
                 if self._closing or zygote is self._zygote:
                     break
             if self._closing:
                 return
             self._ready.clear()
-            log.warning("the warm runner's fork server exited (code %s); restarting", zygote.proc.returncode)
+            log.warning("the warm runner's fork server exited (code %s); restarting", zygote.helper.returncode)
 
-    def _needs_replacing(self, zygote: Zygote) -> bool:
+    def _needs_replacing(self, zygote: ForkServer) -> bool:
         return zygote.forks >= self.max_runs_per_zygote or zygote.cfg_mtime != self._cfg_mtime()
 
-    async def _replace(self, old: Zygote) -> None:
+    async def _replace(self, old: ForkServer) -> None:
         try:
             new = await self._spawn()
         except RunnerUnavailable:
@@ -225,13 +212,13 @@ class WarmRunner:
         finally:
             self._replacing = None
         if self._closing:
-            await stop_process(new.proc)
+            await new.helper.stop()
             return
         self._zygote = new
         self._retired.append(old)
         old.retire()
 
-    async def _current(self) -> Zygote:
+    async def _current(self) -> ForkServer:
         try:
             await asyncio.wait_for(self._ready.wait(), self.startup_timeout_s)
         except TimeoutError:
@@ -253,7 +240,7 @@ class WarmRunner:
         finally:
             await run.close()
 
-    async def _fork(self, zygote: Zygote, command: Command, timeout_s: float) -> WarmRun:
+    async def _fork(self, zygote: ForkServer, command: Command, timeout_s: float) -> WarmRun:
         loop = asyncio.get_running_loop()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         conn.setblocking(False)
