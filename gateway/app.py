@@ -11,12 +11,13 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from .api import experimental, health, jobs, page, plugin
+from .api import FAMILIES, page
 from .audit import AuditLog
 from .auth import TokenAuth
 from .catalog import DATA_ENV
 from .config import Settings
 from .experimental.client import AirflowWorker
+from .families import mount
 from .jobs import Jobs
 from .keys import (
     AIRFLOW_WORKER,
@@ -31,7 +32,6 @@ from .keys import (
     TOKEN_DIGESTS,
 )
 from .middlewares import (
-    Routes,
     audit_middleware,
     auth_middleware,
     errors_middleware,
@@ -113,16 +113,15 @@ def create_app(
     settings: Settings, backend: Backend | None = None, airflow_worker: AirflowWorker | None = None
 ) -> web.Application:
     """The gateway. ``backend``, ``airflow_worker``: use these instead of starting new ones (the caller owns them)."""
-    routes = Routes(settings.server.base_path)
     auth = TokenAuth(settings.header_name, settings.tokens, disabled=settings.auth_disabled)
     audit = AuditLog(settings.audit.destination)
     app = web.Application(
         middlewares=[
             secrets_middleware(auth),
-            audit_middleware(audit, routes),
-            errors_middleware(routes),
+            audit_middleware(audit),
+            errors_middleware(),
             forwarded_middleware(settings.server.trusted_proxies),
-            auth_middleware(routes, auth),
+            auth_middleware(auth),
         ],
         # Room for a DAG upload at its size limit plus the multipart framing.
         client_max_size=settings.deploy.max_bytes * 2 + 64 * 1024,
@@ -139,10 +138,7 @@ def create_app(
     app.on_cleanup.append(lambda _: _close(audit))
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(page.template_dir()), autoescape=True)
 
-    base = settings.server.base_path
-    expect = expect_handler(routes)
-    for table in (health.routes, plugin.routes, jobs.routes, experimental.routes, page.routes):
-        for route in table:
-            assert isinstance(route, web.RouteDef)
-            app.router.add_route(route.method, base + route.path, route.handler, expect_handler=expect, **route.kwargs)
+    expect = expect_handler()
+    for family in FAMILIES:
+        mount(app, family, settings.server.base_path, expect)
     return app

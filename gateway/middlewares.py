@@ -24,37 +24,18 @@ from .audit import AuditLog, AuditRecord
 from .auth import TokenAuth
 from .envelope import error_response, plugin_response, utc_now
 from .errors import ApiError
+from .families import family_of, is_audited, is_public
 from .keys import AUDIT, CALL_TIME, FORWARDED_PREFIX, MASKER, PRINCIPAL, SETTINGS
 from .masking import CURRENT, MASK, SENSITIVE_KEY, Masker, token_digest
 
 log = logging.getLogger(__name__)
-
-PLUGIN_PREFIX = "/admin/rest_api"
+#: What an ``X-Forwarded-Prefix`` may be: path segments of plain characters (it lands in links and the page).
 _PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
-
-
-class Routes:
-    """Which family a path belongs to, under the configured base path."""
-
-    def __init__(self, base_path: str) -> None:
-        self.base_path = base_path
-
-    def local(self, path: str) -> str:
-        if self.base_path and path.startswith(self.base_path):
-            return path[len(self.base_path) :] or "/"
-        return path
-
-    def is_plugin(self, path: str) -> bool:
-        return self.local(path).startswith(PLUGIN_PREFIX)
-
-    def is_public(self, path: str) -> bool:
-        local = self.local(path)
-        return local in ("/health", f"{PLUGIN_PREFIX}/", PLUGIN_PREFIX) or local.startswith(f"{PLUGIN_PREFIX}/static/")
 
 
 def link(request: web.Request, path: str) -> str:
     """An absolute path for a link the gateway emits, right behind a (trusted) proxy and under base_path."""
-    return request.get(FORWARDED_PREFIX, "") + request.app[SETTINGS].server.base_path + path
+    return request.get(FORWARDED_PREFIX, "") + request.config_dict[SETTINGS].server.base_path + path
 
 
 def masked_arguments(values: Iterable[tuple[str, Any]], masker: Masker) -> dict[str, Any]:
@@ -84,12 +65,12 @@ def secrets_middleware(auth: TokenAuth) -> Callable[[web.Request, Handler], Any]
     return middleware
 
 
-def audit_middleware(audit: AuditLog, routes: Routes) -> Callable[[web.Request, Handler], Any]:
-    """One audit record per call; ``/health`` (polled by load balancers) is left out."""
+def audit_middleware(audit: AuditLog) -> Callable[[web.Request, Handler], Any]:
+    """One audit record per call (``/health``, which load balancers poll, is left out)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if routes.local(request.path) == "/health":
+        if not is_audited(request):
             return await handler(request)
         resource = request.match_info.route.resource
         record = AuditRecord(route=resource.canonical if resource is not None else "(no route)", remote=request.remote)
@@ -109,11 +90,13 @@ def audit_middleware(audit: AuditLog, routes: Routes) -> Callable[[web.Request, 
 
 
 def family_error(
-    routes: Routes, request: web.Request, status: int, message: str, headers: dict[str, str] | None = None
+    request: web.Request, status: int, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
+    """An error in the shape of the request's route family: the plugin's envelope, or ``{"error"}``."""
     masker = request.get(MASKER) or Masker()
     message = masker.text(message)
-    if routes.is_plugin(request.path):
+    family = family_of(request)
+    if family is not None and family.envelope:
         arguments = masked_arguments(request.query.items(), masker)
         return plugin_response(
             request.get(CALL_TIME) or utc_now(), status, message, headers=headers, arguments=arguments
@@ -121,7 +104,7 @@ def family_error(
     return error_response(status, message, headers)
 
 
-def expect_handler(routes: Routes) -> Callable[[web.Request], Any]:
+def expect_handler() -> Callable[[web.Request], Any]:
     """``Expect: 100-continue`` as aiohttp does it; any other expectation a 417 in the family's JSON shape
     (aiohttp's own answer to it is text/plain, before any middleware runs)."""
 
@@ -132,7 +115,7 @@ def expect_handler(routes: Routes) -> Callable[[web.Request], Any]:
         if expect.lower() != "100-continue":
             request[CALL_TIME] = utc_now()
             request[MASKER] = Masker()
-            return family_error(routes, request, 417, "Only 'Expect: 100-continue' is supported")
+            return family_error(request, 417, "Only 'Expect: 100-continue' is supported")
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the answer proper has not started
         return None
@@ -140,22 +123,22 @@ def expect_handler(routes: Routes) -> Callable[[web.Request], Any]:
     return handler
 
 
-def errors_middleware(routes: Routes) -> Callable[[web.Request, Handler], Any]:
+def errors_middleware() -> Callable[[web.Request, Handler], Any]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[CALL_TIME] = utc_now()
         try:
             return await handler(request)
         except ApiError as exc:
-            return family_error(routes, request, exc.status, exc.message, exc.headers)
+            return family_error(request, exc.status, exc.message, exc.headers)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
-            return family_error(routes, request, exc.status, message)
+            return family_error(request, exc.status, message)
         except Exception:
             log.exception("Unhandled error on %s %s", request.method, request.path)
-            return family_error(routes, request, 500, "Internal error; see the gateway's log")
+            return family_error(request, 500, "Internal error; see the gateway's log")
 
     return middleware
 
@@ -191,14 +174,15 @@ def forwarded_middleware(trusted_proxies: Iterable[str]) -> Callable[[web.Reques
     return middleware
 
 
-def auth_middleware(routes: Routes, auth: TokenAuth) -> Callable[[web.Request, Handler], Any]:
+def auth_middleware(auth: TokenAuth) -> Callable[[web.Request, Handler], Any]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if routes.is_public(request.path):
+        if is_public(request):
             return await handler(request)
         principal = auth.authenticate(auth.presented(request))
         if principal is None:
-            if routes.is_plugin(request.path):
+            family = family_of(request)
+            if family is not None and family.envelope:
                 # Exactly the plugin's body: no arguments echoed.
                 return plugin_response(request[CALL_TIME], 403, "Token Authentication Failed")
             return error_response(403, "Token Authentication Failed")

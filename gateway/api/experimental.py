@@ -19,7 +19,6 @@ from ..keys import AIRFLOW_WORKER, AUDIT, MASKER, PRINCIPAL
 from ..runner import RunnerUnavailable
 
 routes = web.RouteTableDef()
-PREFIX = "/api/experimental"
 _TRUE = {"true", "t", "y", "yes", "1", "on"}
 MAX_POOL_NAME = 256
 MAX_DESCRIPTION = 65536
@@ -34,7 +33,7 @@ async def _answer(request: web.Request, op: str, **args: Any) -> web.Response:
     if not principal.may_call(f"experimental.{op}"):
         raise ApiError(403, f"Token '{principal.name}' is not allowed to call experimental.{op}")
     try:
-        status, body = await request.app[AIRFLOW_WORKER].call(op, **args)
+        status, body = await request.config_dict[AIRFLOW_WORKER].call(op, **args)
     except RunnerUnavailable as exc:
         raise ApiError(503, str(exc), {"Retry-After": "2"}) from None
     body = request[MASKER].value(body)
@@ -147,25 +146,25 @@ def _slots(value: Any) -> int:
     return number
 
 
-@routes.post(PREFIX + "/dags/{dag_id}/dag_runs")
+@routes.post("/dags/{dag_id}/dag_runs")
 async def trigger(request: web.Request) -> web.Response:
     body = _trigger_body(await _json_object(request))
     user = request[PRINCIPAL].name  # the run's triggering_user_name: who asked, not the OS user
     return await _answer(request, "trigger", dag_id=_path(request)["dag_id"], body=body, user=user)
 
 
-@routes.get(PREFIX + "/dags/{dag_id}/dag_runs")
+@routes.get("/dags/{dag_id}/dag_runs")
 async def list_runs(request: web.Request) -> web.Response:
     return await _answer(request, "list_runs", dag_id=_path(request)["dag_id"], state=request.query.get("state"))
 
 
-@routes.get(PREFIX + "/dags/{dag_id}/dag_runs/{execution_date}")
+@routes.get("/dags/{dag_id}/dag_runs/{execution_date}")
 async def run_state(request: web.Request) -> web.Response:
     info = _path(request)
     return await _answer(request, "run_state", dag_id=info["dag_id"], execution_date=info["execution_date"])
 
 
-@routes.get(PREFIX + "/dags/{dag_id}/dag_runs/{execution_date}/tasks/{task_id}")
+@routes.get("/dags/{dag_id}/dag_runs/{execution_date}/tasks/{task_id}")
 async def task_instance(request: web.Request) -> web.Response:
     info = _path(request)
     return await _answer(
@@ -173,18 +172,18 @@ async def task_instance(request: web.Request) -> web.Response:
     )
 
 
-@routes.get(PREFIX + "/dags/{dag_id}/tasks/{task_id}")
+@routes.get("/dags/{dag_id}/tasks/{task_id}")
 async def task_info(request: web.Request) -> web.Response:
     info = _path(request)
     return await _answer(request, "task_info", dag_id=info["dag_id"], task_id=info["task_id"])
 
 
-@routes.get(PREFIX + "/dags/{dag_id}/code")
+@routes.get("/dags/{dag_id}/code")
 async def dag_code(request: web.Request) -> web.Response:
     return await _answer(request, "dag_code", dag_id=_path(request)["dag_id"])
 
 
-@routes.get(PREFIX + "/dags/{dag_id}/paused/{paused}")
+@routes.get("/dags/{dag_id}/paused/{paused}")
 async def set_paused(request: web.Request) -> web.Response:
     paused = _path(request)["paused"]
     if paused not in ("true", "false"):
@@ -192,52 +191,52 @@ async def set_paused(request: web.Request) -> web.Response:
     return await _answer(request, "set_paused", dag_id=_path(request)["dag_id"], paused=paused)
 
 
-@routes.get(PREFIX + "/dags/{dag_id}/paused")
+@routes.get("/dags/{dag_id}/paused")
 async def get_paused(request: web.Request) -> web.Response:
     return await _answer(request, "get_paused", dag_id=_path(request)["dag_id"])
 
 
-@routes.delete(PREFIX + "/dags/{dag_id}")
+@routes.delete("/dags/{dag_id}")
 async def delete_dag(request: web.Request) -> web.Response:
     return await _answer(request, "delete", dag_id=_path(request)["dag_id"])
 
 
-@routes.get(PREFIX + "/test")
+@routes.get("/test")
 async def test(request: web.Request) -> web.Response:
     return web.json_response({"status": "OK"})
 
 
-@routes.get(PREFIX + "/info")
+@routes.get("/info")
 async def info(request: web.Request) -> web.Response:
     return await _answer(request, "info")
 
 
-@routes.get(PREFIX + "/latest_runs")
+@routes.get("/latest_runs")
 async def latest_runs(request: web.Request) -> web.Response:
     return await _answer(request, "latest_runs")
 
 
-@routes.get(PREFIX + "/pools")
+@routes.get("/pools")
 async def pools(request: web.Request) -> web.Response:
     return await _answer(request, "pools")
 
 
-@routes.post(PREFIX + "/pools")
+@routes.post("/pools")
 async def create_pool(request: web.Request) -> web.Response:
     return await _answer(request, "create_pool", **_pool_body(await _json_object(request)))
 
 
-@routes.get(PREFIX + "/pools/{name}")
+@routes.get("/pools/{name}")
 async def pool(request: web.Request) -> web.Response:
     return await _answer(request, "pool", name=_path(request)["name"])
 
 
-@routes.delete(PREFIX + "/pools/{name}")
+@routes.delete("/pools/{name}")
 async def delete_pool(request: web.Request) -> web.Response:
     return await _answer(request, "delete_pool", name=_path(request)["name"])
 
 
-@routes.get(PREFIX + "/lineage/{dag_id}/{execution_date}")
+@routes.get("/lineage/{dag_id}/{execution_date}")
 async def lineage(request: web.Request) -> web.Response:
     info = _path(request)
     return await _answer(request, "lineage", dag_id=info["dag_id"], execution_date=info["execution_date"])

@@ -5,14 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import __version__
+from ..families import public, unaudited
 from ..keys import RUNNER
 
 routes = web.RouteTableDef()
 
 
+@public
+@unaudited
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
-    runner = request.app[RUNNER]
+    runner = request.config_dict[RUNNER]
     admission = runner.admission
     return web.json_response(
         {

@@ -39,36 +39,36 @@ def _sees(principal: Principal, job: Job) -> bool:
 
 def _visible_job(request: web.Request) -> Job:
     job_id = request.match_info["job_id"]
-    job = request.app[JOBS].get(job_id) if JOB_ID.fullmatch(job_id) else None
+    job = request.config_dict[JOBS].get(job_id) if JOB_ID.fullmatch(job_id) else None
     if job is None or not _sees(request[PRINCIPAL], job):
         raise ApiError(404, "No such job (or it belongs to another token)")
     return job
 
 
-@routes.get("/api/jobs")
+@routes.get("/")
 async def list_jobs(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
-    jobs = [_described(request, job) for job in request.app[JOBS].newest_first() if _sees(principal, job)]
+    jobs = [_described(request, job) for job in request.config_dict[JOBS].newest_first() if _sees(principal, job)]
     return web.json_response({"jobs": jobs})
 
 
-@routes.get("/api/jobs/{job_id}")
+@routes.get("/{job_id}")
 async def job_status(request: web.Request) -> web.Response:
     return web.json_response(_described(request, _visible_job(request)))
 
 
-@routes.delete("/api/jobs/{job_id}")
+@routes.delete("/{job_id}")
 async def cancel_job(request: web.Request) -> web.Response:
     job = _visible_job(request)
     if job.finished:
         return error_response(409, f"Job {job.id} already ended ({job.state.value})")
-    await request.app[JOBS].cancel(job)
+    await request.config_dict[JOBS].cancel(job)
     return web.json_response(_described(request, job))
 
 
-@routes.get("/api/jobs/{job_id}/log")
+@routes.get("/{job_id}/log")
 async def job_log(request: web.Request) -> web.StreamResponse:
-    jobs = request.app[JOBS]
+    jobs = request.config_dict[JOBS]
     job = _visible_job(request)
     raw_offset = request.query.get("offset", "0")
     if not OFFSET.fullmatch(raw_offset):

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..catalog import APIS, ArgType, example_query
+from ..families import public
 from ..keys import FORWARDED_PREFIX, SETTINGS
 from ..middlewares import link
 
@@ -47,10 +48,10 @@ SECURITY_HEADERS = {
 }
 
 
-@routes.get("/admin/rest_api/")
-@routes.get("/admin/rest_api")
+@public
+@routes.get("/")
 async def index(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     context: dict[str, Any] = {
         "apis": APIS,
         "endpoint": link(request, "/admin/rest_api/api"),
@@ -67,7 +68,8 @@ async def index(request: web.Request) -> web.Response:
     return response
 
 
-@routes.get("/admin/rest_api/static/{name}")
+@public
+@routes.get("/static/{name}")
 async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if name not in STATIC_FILES:

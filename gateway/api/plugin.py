@@ -137,7 +137,7 @@ class Reply:
 
     def result_body(self, api: Api, values: Values, command_display: str, result: RunResult) -> dict[str, Any]:
         """The envelope of a finished command (the buffered answer, or a stream's last event)."""
-        split = self.request.app[SETTINGS].filter_loading_messages and api.split_logs
+        split = self.request.config_dict[SETTINGS].filter_loading_messages and api.split_logs
         stdout, log = split_log_lines(result.stdout) if split else (result.stdout, "")
         output = {"stdout": stdout, "stderr": result.stderr, **({"log": log} if log else {})}
         if result.state is RunState.TIMED_OUT:
@@ -162,9 +162,9 @@ class Reply:
         )
 
 
-@routes.route("*", "/admin/rest_api/api")
+@routes.route("*", "/api")
 async def plugin_api(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     try:
         params = await read_params(request, settings.deploy.max_bytes)
     except ApiError as exc:
@@ -173,7 +173,7 @@ async def plugin_api(request: web.Request) -> web.StreamResponse:
     name = str(merged.pop("api", "") or "").strip().lower()
     options = {key: merged.pop(key) for key in OPTIONS if key in merged}
     api = CATALOG.get(name)
-    learn_secrets(request[MASKER], api, params, request.app[TOKEN_DIGESTS])
+    learn_secrets(request[MASKER], api, params, request.config_dict[TOKEN_DIGESTS])
     audit = request[AUDIT]
     audit.api, audit.args = (name if api else None), sorted(str(key) for key in merged)
     reply = Reply(request, params)
@@ -194,7 +194,7 @@ async def plugin_api(request: web.Request) -> web.StreamResponse:
 async def _call(
     request: web.Request, reply: Reply, api: Api, raw: dict[str, Any], options: dict[str, Any]
 ) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     principal = request[PRINCIPAL]
     if not principal.may_call(api.name):
         raise ApiError(403, f"Token '{principal.name}' is not allowed to call API '{api.name}'")
@@ -216,7 +216,7 @@ async def _call(
     for secret in api.secrets(values):
         request[MASKER].add(secret)
     if api.answer is not None:
-        answer = await api.answer(request.app, values, principal.name)
+        answer = await api.answer(request.config_dict, values, principal.name)
         return reply(answer.http_status, answer.message, data=answer.data, warning=answer.warning)
     assert api.build is not None
     command = fits_argv(api.build(values)).run_as(principal.name)
@@ -224,7 +224,7 @@ async def _call(
         return _start_job(request, reply, api, command)
     if fmt is not None:
         return await stream_command(request, reply, api, values, command, fmt)
-    result = await request.app[RUNNER].run(command)
+    result = await request.config_dict[RUNNER].run(command)
     return reply.json(reply.result_body(api, values, command.display(), result))
 
 
@@ -243,14 +243,14 @@ def fits_argv(command: Command) -> Command:
 
 
 def _start_job(request: web.Request, reply: Reply, api: Api, command: Command) -> web.Response:
-    jobs = request.app[JOBS]
+    jobs = request.config_dict[JOBS]
     owner = request[PRINCIPAL].name
     masker = request[MASKER]
     if api.kind is Kind.DAEMON:
         # Daemons never take an admission slot (they would hold it forever) and always run exec'd.
-        job = jobs.submit(api.name, command, owner, request.app[DAEMONS].start, masker, daemon=True)
+        job = jobs.submit(api.name, command, owner, request.config_dict[DAEMONS].start, masker, daemon=True)
     else:
-        runner = request.app[RUNNER]
+        runner = request.config_dict[RUNNER]
         if runner.admission.full:
             raise Overloaded(runner.admission.retry_after_s)
         job = jobs.submit(api.name, command, owner, runner.start, masker)
@@ -269,8 +269,8 @@ async def stream_command(
     request: web.Request, reply: Reply, api: Api, values: Values, command: Command, fmt: Format
 ) -> web.StreamResponse:
     """Output lines as they are printed, then the envelope as the last event. Admission errors come first, as JSON."""
-    settings = request.app[SETTINGS]
-    runner = request.app[RUNNER]
+    settings = request.config_dict[SETTINGS]
+    runner = request.config_dict[RUNNER]
     async with runner.start(command) as run:
         writer = await EventWriter.open(request, fmt, request[MASKER])
         lines, kept = Lines(), Collector(runner.max_output_bytes)
