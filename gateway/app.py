@@ -16,9 +16,8 @@ from .audit import AuditLog
 from .auth import TokenAuth
 from .catalog import DATA_ENV
 from .config import Settings
-from .experimental.client import AirflowWorker
 from .families import mount
-from .jobs import Jobs
+from .job_table import Jobs
 from .keys import (
     AIRFLOW_WORKER,
     DAEMONS,
@@ -40,6 +39,7 @@ from .middlewares import (
     secrets_middleware,
 )
 from .runner import Admission, Backend, CommandRunner, ExecRunner, WarmRunner
+from .worker.client import AirflowWorker
 
 #: Daemons run until stopped: their "timeout" is a year.
 DAEMON_TIMEOUT_S = 365 * 24 * 3600.0

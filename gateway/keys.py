@@ -10,10 +10,10 @@ from aiohttp import web
 from .audit import AuditRecord
 from .auth import Principal
 from .config import Settings
-from .experimental.client import AirflowWorker
-from .jobs import Jobs
+from .job_table import Jobs
 from .masking import Masker
 from .runner import Backend, CommandRunner, ExecRunner
+from .worker.client import AirflowWorker
 
 SETTINGS = web.AppKey("settings", Settings)
 RUNNER = web.AppKey("runner", CommandRunner)

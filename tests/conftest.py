@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import build_backend, create_app
 from gateway.config import parse_settings
-from gateway.experimental.client import AirflowWorker
 from gateway.runner import WarmRunner
+from gateway.worker.client import AirflowWorker
 
 from .support import OWNER_PREFIX, assert_nothing_left, make_airflow_home, settings_dict
 

@@ -97,7 +97,7 @@ def zombies() -> list[psutil.Process]:
     return out
 
 
-SERVICES = ("gateway.runner.zygote", "gateway.experimental.worker")
+SERVICES = ("gateway.runner.zygote", "gateway.worker.main")
 
 
 def is_live_service(process: psutil.Process) -> bool:

@@ -1,7 +1,7 @@
 """``/api/experimental/...``: Airflow 2's experimental REST API, on Airflow 3, with Airflow 2's JSON shapes.
 
 Requests are checked here (400 before anything runs) and answered by the persistent Airflow worker
-(:mod:`gateway.experimental.operations`). Errors are always ``{"error": "..."}``. For a token's ``allow``
+(:mod:`gateway.worker.operations`). Errors are always ``{"error": "..."}``. For a token's ``allow``
 list each endpoint is named ``experimental.<operation>`` (``experimental.*`` allows them all).
 """
 

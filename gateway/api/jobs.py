@@ -14,7 +14,7 @@ from aiohttp import web
 from ..auth import Principal
 from ..envelope import error_response
 from ..errors import ApiError
-from ..jobs import Job
+from ..job_table import Job
 from ..keys import JOBS, MASKER, PRINCIPAL
 from ..middlewares import link
 from ..streaming import ClientGone, EventWriter, Format, stream_format

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
 from gateway.config import parse_settings
-from gateway.experimental.client import AirflowWorker
+from gateway.worker.client import AirflowWorker
 
 from ..support import AUTH, HEADER, TOKEN, dag_source, settings_dict
 

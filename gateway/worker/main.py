@@ -1,13 +1,14 @@
 """The Airflow worker: one persistent process with Airflow imported, answering experimental-API operations.
 
-Started by the gateway as ``python -m gateway.experimental.worker --fd N`` in Airflow's environment,
+Started by the gateway as ``python -m gateway.worker.main --fd N`` in Airflow's environment,
 where fd N is one end of a socketpair. One JSON object a line each way:
 
     gateway → worker   {"id": 7, "op": "pools", "args": {}}
     worker  → gateway  {"id": 7, "status": 200, "body": [...]}
 
 Operations run one at a time, each in its own DB transaction (SQLite serialises writers anyway).
-Nothing but the protocol is written to the socket: stdout is pointed at stderr.
+It prints one ready line on stdout (see :mod:`gateway.runner.helper`); after that Python's stdout is
+stderr, so nothing but the protocol is ever written to the socket.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..runner import contain
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="gateway.experimental.worker")
+    parser = argparse.ArgumentParser(prog="gateway.worker.main")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ApiError
-from gateway.jobs import Jobs
+from gateway.job_table import Jobs
 from gateway.masking import Masker
 from gateway.runner import Command, RunState
 

@@ -55,7 +55,7 @@ class AirflowWorker:
         ours, theirs = socket.socketpair()
         self._helper = HelperProcess(
             python=self.python,
-            module="gateway.experimental.worker",
+            module="gateway.worker.main",
             args=("--fd", str(theirs.fileno())),
             env={**self.env, "PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"},
             startup_timeout_s=self.startup_timeout_s,
