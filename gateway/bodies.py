@@ -91,3 +91,17 @@ async def read_form(request: web.Request) -> Any:
         raise ApiError(
             400, f"The form body could not be read ({type(exc).__name__}); send JSON, a form or multipart/form-data"
         ) from None
+
+
+_TRUE = frozenset({"", "true", "1", "yes", "on", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE:
+        return True
+    if isinstance(value, str) and value.strip().lower() in _FALSE:
+        return False
+    raise ApiError(400, f"'{name}' must be a boolean (true/false, 1/0, yes/no, on/off), got {value!r}")

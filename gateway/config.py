@@ -20,6 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .bodies import parse_bool
+from .errors import ApiError
 from .masking import token_digest
 
 DEFAULT_HEADER_NAME = "rest_api_plugin_http_token"
@@ -305,12 +307,10 @@ def _first_bool(yaml_value: bool | None, cfg_value: str | None, default: bool) -
         return yaml_value
     if cfg_value is None or cfg_value == "":
         return default
-    lowered = cfg_value.lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(f"[{PLUGIN_SECTION}] has a value that is not a boolean: {cfg_value!r}")
+    try:
+        return parse_bool(PLUGIN_SECTION, cfg_value)
+    except ApiError:
+        raise ConfigError(f"[{PLUGIN_SECTION}] has a value that is not a boolean: {cfg_value!r}") from None
 
 
 def _auto_mode() -> str:

@@ -12,14 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ..bodies import loads, read_bytes
+from ..bodies import loads, parse_bool, read_bytes
 from ..catalog import MAX_ID_CHARS, RUN_ID, checked_date, date_or_run_id, is_id, is_run_id
 from ..errors import ApiError
 from ..keys import AIRFLOW_WORKER, AUDIT, MASKER, PRINCIPAL
 from ..runner import RunnerUnavailable
 
 routes = web.RouteTableDef()
-_TRUE = {"true", "t", "y", "yes", "1", "on"}
 MAX_POOL_NAME = 256
 MAX_DESCRIPTION = 65536
 DATE_ERROR = (
@@ -103,7 +102,7 @@ def _trigger_body(body: dict[str, Any]) -> dict[str, Any]:
     if isinstance(replace, bool):
         checked["replace_microseconds"] = replace
     elif isinstance(replace, str):
-        checked["replace_microseconds"] = replace.strip().lower() in _TRUE
+        checked["replace_microseconds"] = parse_bool("replace_microseconds", replace)
     elif replace is not None:
         raise ApiError(400, 'replace_microseconds must be a boolean or a string like "true"/"false"')
     return checked

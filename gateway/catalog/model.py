@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..bodies import loads
+from ..bodies import loads, parse_bool
 from ..errors import ApiError
 from ..output import Failure, parse_json
 from ..runner import Command
@@ -29,8 +29,6 @@ _MAX_TEXT_CHARS = 65536
 #: Python's year 1 and 9999.
 EARLIEST_DATE = datetime(1000, 1, 1)
 LATEST_DATE = datetime(9998, 12, 31, 23, 59, 59)
-_TRUE = frozenset({"", "true", "1", "yes", "on", "y", "t"})
-_FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
 
 
 class ArgType(enum.Enum):
@@ -154,16 +152,6 @@ class Api:
             if name == arg.name or name in arg.aliases:
                 return arg
         return None
-
-
-def parse_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE:
-        return True
-    if isinstance(value, str) and value.strip().lower() in _FALSE:
-        return False
-    raise ApiError(400, f"'{name}' must be a boolean (true/false, 1/0, yes/no, on/off), got {value!r}")
 
 
 def parse_date(value: str) -> datetime | None:
