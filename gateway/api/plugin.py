@@ -19,7 +19,7 @@ from ..keys import AUDIT, CALL_TIME, DAEMONS, JOBS, MASKER, PRINCIPAL, RUNNER, S
 from ..masking import Masker, token_digest
 from ..middlewares import masked_arguments
 from ..output import Failure, classify_failure, split_log_lines
-from ..runner import Collector, Command, Lines, Overloaded, RunnerUnavailable, RunResult, RunState
+from ..runner import Collector, Command, Lines, Overloaded, RunResult, RunState
 from ..streaming import ClientGone, EventWriter, Format, chunks_with_heartbeats, stream_format
 from .jobs import job_urls
 
@@ -183,12 +183,8 @@ async def plugin_api(request: web.Request) -> web.StreamResponse:
         return reply(400, f"API '{name}' was not found")
     try:
         return await _call(request, reply, api, merged, options)
-    except ApiError as exc:
-        return reply(exc.status, exc.message)
-    except Overloaded as exc:
-        return reply(503, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
-    except RunnerUnavailable as exc:
-        return reply(503, str(exc))
+    except ApiError as exc:  # a refusal, an overload or a runner that is down: all carry their status
+        return reply(exc.status, exc.message, headers=exc.headers)
 
 
 async def _call(

@@ -6,12 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from ..errors import ApiError
 
-class Overloaded(Exception):
-    """Every slot is busy and the queue is full; the client should retry later."""
+
+class Overloaded(ApiError):
+    """Every slot is busy and the queue is full: a 503, and ``Retry-After`` says when to come back."""
 
     def __init__(self, retry_after_s: int) -> None:
-        super().__init__("The gateway is at capacity; retry later")
+        super().__init__(503, "The gateway is at capacity; retry later", {"Retry-After": str(retry_after_s)})
         self.retry_after_s = retry_after_s
 
 

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
+from ..errors import ApiError
+
 Stream = Literal["stdout", "stderr"]
 #: Every process the gateway starts carries this variable, so anything it owns can be found and checked.
 OWNER_ENV = "AIRFLOW_REST_GATEWAY_OWNER"
@@ -15,8 +17,12 @@ OWNER_ENV = "AIRFLOW_REST_GATEWAY_OWNER"
 MAX_LINE_BYTES = 32 * 1024
 
 
-class RunnerUnavailable(Exception):
-    """The command could not be started or followed to its end (no executable, a fork server or worker down): 503."""
+class RunnerUnavailable(ApiError):
+    """The command could not be started or followed to its end (no executable, a fork server or worker down):
+    a 503 whose ``Retry-After`` says when a restarted helper will likely be there."""
+
+    def __init__(self, message: str, retry_after_s: int = 2) -> None:
+        super().__init__(503, message, {"Retry-After": str(retry_after_s)})
 
 
 class RunState(enum.StrEnum):
