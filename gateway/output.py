@@ -47,11 +47,11 @@ _KNOWN_FAILURES: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"Dag '[^']*' could not be found|does not exist in 'dag' table"), 404),
     (re.compile(r"Variable (?s:.*?) does not exist|Pool (?s:.*?) does not exist|Did not find a connection"), 404),
     (re.compile(r"DagNonPeriodicScheduleException|does not support backfills"), 400),
-    (re.compile(r"^airflow[\w -]*: error: ", re.MULTILINE), 400),
+    (re.compile(r"^airflow[\w -]*:? (command )?error: ", re.MULTILINE), 400),
     (re.compile(r"map_index passed to non-mapped task|The URI provided to --conn-uri is invalid"), 400),
     # The CLI's own refusals of what it was given (SystemExit messages).
     (re.compile(r"are not compatible with the --conn|Must supply either conn|Cannot supply both conn"), 400),
-    (re.compile(r"conn-json is invalid|Could not create connection\."), 400),
+    (re.compile(r"conn-json is invalid|Could not create connection\.|default_pool cannot be deleted"), 400),
     # A template that needs what the run does not have (a run id that names no run has no logical date).
     (re.compile(r"jinja2\.exceptions\.UndefinedError: .*"), 400),
     # Python's own "this value is wrong", raised by Airflow about a value the gateway passed on as given.
@@ -79,6 +79,6 @@ def classify_failure(exit_code: int | None, stdout: str, stderr: str) -> Failure
             message = text[start : end if end != -1 else None].strip()
             break
     message = message or last_line(stderr) or last_line(stdout) or f"airflow exited with code {exit_code}"
-    if status == 400 and message.startswith("airflow") and "error:" in message:
+    if status == 400 and message.startswith("airflow") and "error:" in message:  # argparse's "prog: error: msg"
         message = message.split("error:", 1)[1].strip()
     return Failure(status, message)

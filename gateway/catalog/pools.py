@@ -40,6 +40,8 @@ def build_pool(v: Values) -> Command:
     if action == "get":
         return airflow("pools", "get", "-o", "json", "--", v["get"])
     if action == "delete":
+        if v["delete"] == "default_pool":
+            raise ApiError(400, "default_pool cannot be deleted")
         return airflow("pools", "delete", "--", v["delete"])
     return airflow("pools", "list", "-o", "json")
 

@@ -38,7 +38,8 @@ def read_task_run(values: Values, stdout: str) -> Outcome:
     state = states[-1] if states else None
     if state == "failed":
         # `airflow tasks test` exits 0 even when the task fails; the caller must not read that as success.
-        return Outcome(data={"state": state}, failure=Failure(500, "The task ended in state 'failed'"))
+        # 422, not 5xx: the gateway did its part; the task (its code, or the params it was given) failed.
+        return Outcome(data={"state": state}, failure=Failure(422, "The task ended in state 'failed'"))
     return Outcome(data={"state": state})
 
 

@@ -1893,8 +1893,29 @@ def experimental_cases() -> Iterator[Case]:
 # ---------------------------------------------------------------------------------------------------
 
 
+def outcome_cases() -> Iterator[Case]:
+    """Valid-looking values Airflow itself refuses or fails on after validation: never a 5xx."""
+    probe = {"dag_id": "gw_probe", "task_id": "hello"}
+    yield api_call("outcome-backfill-max_active_runs_0", "backfill", {
+        "dag_id": "gw_daily", "start_date": "2024-01-01", "max_active_runs": "0"})  # fmt: skip
+    yield api_call("outcome-pool-delete_default_pool", "pool", {"delete": "default_pool"}, invalid=True)
+    yield api_call("outcome-test-env_path_empty", "test", {**probe, "env_vars": '{"PATH": ""}'})
+    yield api_call("outcome-test-params_without_date", "test", {**probe, "task_params": '{"who": "x"}'})
+    yield api_call("outcome-test-failing_task", "test", {**probe, "task_id": "fails", "execution_date": "2024-05-06"})
+    yield api_call(
+        "outcome-render-unknown_task", "render", {**probe, "task_id": "nope", "execution_date": "2024-01-01"}
+    )
+    yield api_call("outcome-render-unknown_dag", "render", {**probe, "dag_id": "nope", "execution_date": "2024-01-01"})
+    yield api_call("outcome-clear-dates_reversed", "clear", {
+        "dag_id": "gw_probe", "start_date": "2024-02-01", "end_date": "2024-01-01"})  # fmt: skip
+    yield api_call("outcome-connections-delete_missing", "connections", {"delete": "", "conn_id": "gw_h_never_there"})
+    yield api_call("outcome-refresh_dag-unknown", "refresh_dag", {"dag_id": "gw_h_nope"})
+    yield api_call("outcome-list_tasks-unknown", "list_tasks", {"dag_id": "gw_h_nope"})
+
+
 def build() -> list[Case]:
     cases = [
+        *outcome_cases(),
         *token_cases(),
         *argument_cases(),
         *body_cases(),
