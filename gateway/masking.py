@@ -62,6 +62,8 @@ class Masker:
     def __init__(self, secrets: Iterable[str] = (), token_digests: frozenset[bytes] = frozenset()) -> None:
         self._secrets: set[str] = set()
         self._token_digests = token_digests
+        #: Built on first use after a change: every answer masks dozens of strings with the same secrets.
+        self._plan: tuple[list[str], re.Pattern[str] | None] | None = None
         for secret in secrets:
             self.add(secret)
 
@@ -84,6 +86,7 @@ class Masker:
             self._secrets.add(json.dumps(variant)[1:-1])
             self._secrets.add(repr(variant)[1:-1])
         self._secrets.discard("")
+        self._plan = None
 
     def add_uri(self, uri: Any) -> None:
         """A connection URI's secrets: its password, password-like query parameters, and — in a URI without
@@ -120,10 +123,10 @@ class Masker:
 
     def text(self, text: str) -> str:
         try:
-            for secret in sorted(self._secrets, key=len, reverse=True):
-                if len(secret) >= MIN_SUBSTRING_CHARS and secret in text:
+            long, short = self._masking_plan()
+            for secret in long:
+                if secret in text:
                     text = text.replace(secret, MASK)
-            short = self._short_pattern()
             if short is not None:
                 text = short.sub(MASK, text)
             if self._token_digests:
@@ -132,13 +135,18 @@ class Masker:
         except Exception:
             return MASK
 
-    def _short_pattern(self) -> re.Pattern[str] | None:
-        """Secrets too short to replace inside words (``p`` in ``http``) are replaced where they stand alone."""
-        short = sorted((s for s in self._secrets if len(s) < MIN_SUBSTRING_CHARS), key=len, reverse=True)
-        if not short:
-            return None
-        alternatives = "|".join(re.escape(secret) for secret in short)
-        return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+    def _masking_plan(self) -> tuple[list[str], re.Pattern[str] | None]:
+        """Long secrets, longest first, replaced wherever they appear; short ones (``p`` in ``http``) in one
+        pattern that replaces them only where they stand alone."""
+        if self._plan is None:
+            ordered = sorted(self._secrets, key=len, reverse=True)
+            short = [s for s in ordered if len(s) < MIN_SUBSTRING_CHARS]
+            pattern = None
+            if short:
+                alternatives = "|".join(re.escape(secret) for secret in short)
+                pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+            self._plan = ([s for s in ordered if len(s) >= MIN_SUBSTRING_CHARS], pattern)
+        return self._plan
 
     def _hide_token(self, found: re.Match[str]) -> str:
         word = found.group()

@@ -7,6 +7,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..masking import uri_password
 from ..runner import Command
 from .common import airflow, name_arg, one_action, opt
 from .model import Api, ApiError, Arg, ArgType, Values
@@ -88,7 +89,7 @@ def build_connections(v: Values) -> Command:
             _check_uri(v["conn_uri"])
         if "conn_json" in v:
             _check_conn_json(v["conn_json"])
-        secrets = tuple(s for s in (_uri_password(v.get("conn_uri")), v.get("conn_password")) if s)
+        secrets = tuple(s for s in (uri_password(v.get("conn_uri", "")), v.get("conn_password")) if s)
         if "conn_json" in v and v["conn_json"].get("password"):
             secrets += (str(v["conn_json"]["password"]),)
         flags = [
@@ -105,15 +106,6 @@ def build_connections(v: Values) -> Command:
         ]
         return airflow("connections", "add", *flags, "--", v["conn_id"], secrets=secrets)
     return airflow("connections", "list", "-o", "json")
-
-
-def _uri_password(uri: str | None) -> str | None:
-    if not uri:
-        return None
-    try:
-        return urlsplit(uri).password
-    except ValueError:
-        return None
 
 
 APIS: tuple[Api, ...] = (
