@@ -92,8 +92,6 @@ def learn_secrets(masker: Masker, api: Api | None, params: Params, token_digests
                 masker.add_sensitive_values(_json_or_none(value))
         elif isinstance(value, dict | list):
             masker.add_sensitive_values(value)
-        if arg is not None and arg.secret and isinstance(value, dict):
-            masker.add_sensitive_values(value)
 
 
 def _json_or_none(text: str) -> Any:
