@@ -16,7 +16,9 @@ setup(
     package_dir={"gateway.templates": "templates"},
     package_data={"gateway.templates": ["*.html", "*.js", "*.css"]},
     install_requires=[
-        "apache-airflow==3.3.2",
+        # The Airflow 3 releases the gateway is tested on (CI: the newest fully, the oldest with a reduced suite).
+        # Installing into an existing Airflow environment keeps its Airflow.
+        "apache-airflow>=3.2,<3.4",
         "aiohttp>=3.11,<4",
         "aiohttp-jinja2>=1.6",
         "aiohttp-remotes>=1.3",
@@ -27,6 +29,8 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
+        # What Airflow needs for a PostgreSQL metadata DB: psycopg2 for its sync engine, asyncpg for its async one.
+        "postgres": ["apache-airflow[postgres]>=3.2,<3.4"],
         "test": ["pytest>=8", "pytest-aiohttp>=1.1", "ruff>=0.6", "playwright>=1.45"],
     },
     entry_points={"console_scripts": ["airflow-rest-gateway=gateway.__main__:main"]},

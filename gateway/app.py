@@ -25,6 +25,7 @@ from .keys import (
     JOBS,
     OWNER,
     RUNNER,
+    SERVICES,
     SETTINGS,
     SHARED_AIRFLOW_WORKER,
     SHARED_BACKEND,
@@ -39,6 +40,7 @@ from .middlewares import (
     secrets_middleware,
 )
 from .runner import Admission, Backend, CommandRunner, ExecRunner, WarmRunner
+from .services import AirflowServices
 from .worker.client import AirflowWorker
 
 #: Daemons run until stopped: their "timeout" is a year.
@@ -86,6 +88,10 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         backend, Admission(settings.runner.max_concurrency, settings.runner.max_queue), settings.runner.max_output_bytes
     )
     app[DAEMONS] = exec_backend(settings, app[OWNER], DAEMON_TIMEOUT_S)
+    app[SERVICES] = AirflowServices(
+        app[DAEMONS], settings.services.run, settings.state_dir / "services", settings.services.restart_delay_s
+    )
+    app[SERVICES].start()
     app[JOBS] = Jobs(settings.state_dir / "jobs", settings.jobs.retention_s)
     app[JOBS].load()
     worker = app.get(SHARED_AIRFLOW_WORKER) or AirflowWorker(
@@ -98,6 +104,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.experimental.warm_at_start:
         worker.warm()
     yield
+    await app[SERVICES].close()
     await app[JOBS].close()
     if SHARED_AIRFLOW_WORKER not in app:
         await worker.close()

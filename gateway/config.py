@@ -160,6 +160,34 @@ class ExperimentalSettings(_Model):
     warm_at_start: bool = True
 
 
+class WaitSettings(_Model):
+    """``trigger_dag&wait=true``, ``watch_dag_run`` and the experimental API's ``?wait=true``."""
+
+    #: A wait that names no ``wait_timeout_s`` gives up (504) after this long.
+    timeout_s: float = Field(3600.0, gt=0)
+    #: The longest ``wait_timeout_s`` a call may ask for.
+    max_timeout_s: float = Field(24 * 3600.0, gt=0)
+    #: How often a wait reads the run's state and new log lines.
+    poll_s: float = Field(1.0, gt=0)
+
+
+Service = Literal["scheduler", "dag-processor", "triggerer", "api-server"]
+
+
+class ServicesSettings(_Model):
+    """Airflow's own services, started beside the gateway and stopped with it: for the demo, or a one-box install.
+
+    In production next to an existing Airflow, leave ``run`` empty (the default): those services are
+    someone else's. Each runs as ``airflow <name>`` in Airflow's environment (``airflow.env`` applies:
+    set the api-server's port and ``AIRFLOW__CORE__EXECUTION_API_SERVER_URL`` there), is restarted when it
+    exits, and logs to ``state_dir/services/<name>.log``.
+    """
+
+    run: tuple[Service, ...] = ()
+    #: A service that exits is started again after this long.
+    restart_delay_s: float = Field(5.0, gt=0)
+
+
 class DeploySettings(_Model):
     max_bytes: int = Field(1024 * 1024, ge=1)
     #: How long parsing an upload (its import) may take before it is refused (Airflow's own default: 30 s).
@@ -185,6 +213,8 @@ class FileSettings(_Model):
     runner: RunnerSettings = RunnerSettings()
     apis: ApisSettings = ApisSettings()
     deploy: DeploySettings = DeploySettings()
+    wait: WaitSettings = WaitSettings()
+    services: ServicesSettings = ServicesSettings()
     streaming: StreamingSettings = StreamingSettings()
     jobs: JobsSettings = JobsSettings()
     experimental: ExperimentalSettings = ExperimentalSettings()
@@ -213,6 +243,8 @@ class Settings:
         self.runner = file.runner
         self.runner_mode = file.runner.mode if file.runner.mode != "auto" else _auto_mode()
         self.deploy = file.deploy
+        self.wait = file.wait
+        self.services = file.services
         self.streaming = file.streaming
         self.jobs = file.jobs
         self.experimental = file.experimental

@@ -13,6 +13,7 @@ from .config import Settings
 from .job_table import Jobs
 from .masking import Masker
 from .runner import Backend, CommandRunner, ExecRunner
+from .services import AirflowServices
 from .worker.client import AirflowWorker
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -32,6 +33,8 @@ AIRFLOW_WORKER = web.AppKey("airflow_worker", AirflowWorker)
 SHARED_AIRFLOW_WORKER = web.AppKey("shared_airflow_worker", AirflowWorker)
 #: Daemons (scheduler, triggerer, ...) always run exec'd, outside admission, as jobs.
 DAEMONS = web.AppKey("daemons", ExecRunner)
+#: Airflow's scheduler, dag-processor, ... when the gateway runs them (``services.run``).
+SERVICES = web.AppKey("services", AirflowServices)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 #: The request's secrets: everything it answers, streams or logs is masked with it.

@@ -12,14 +12,15 @@ import asyncio
 import enum
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from .catalog import parse_bool
+from .errors import ApiError
 from .masking import Masker
-from .runner import Chunk, Run
 
+T = TypeVar("T")
 #: How often a waiting stream checks that its client is still there.
 DISCONNECT_POLL_S = 0.25
 
@@ -71,6 +72,8 @@ class EventWriter:
             data = f"event: {kind}\ndata: {json.dumps(payload)}\n\n"
         elif kind == "output":
             data = payload["text"] + "\n"
+        elif kind == "log":
+            data = f"[{payload['task_id']}] {payload['text']}\n"
         else:
             data = f"[{kind}] {json.dumps(payload, sort_keys=True)}\n"
         await self.response.write(data.encode())
@@ -87,12 +90,12 @@ class ClientGone(Exception):
     """The client closed the connection; the run must be stopped."""
 
 
-async def chunks_with_heartbeats(
-    request: web.Request, run: Run, heartbeat_s: float, on_idle: Callable[[], Awaitable[None]]
-) -> AsyncIterator[Chunk]:
-    """The run's chunks; ``on_idle`` after each ``heartbeat_s`` of silence; :class:`ClientGone` on disconnect."""
-    chunks = run.output().__aiter__()
-    pending: asyncio.Future[Chunk] = asyncio.ensure_future(anext(chunks))
+async def with_heartbeats(
+    request: web.Request, source: AsyncIterator[T], heartbeat_s: float, on_idle: Callable[[], Awaitable[None]]
+) -> AsyncIterator[T]:
+    """``source``'s items; ``on_idle`` after each ``heartbeat_s`` of silence; :class:`ClientGone` on disconnect."""
+    items = source.__aiter__()
+    pending: asyncio.Future[T] = asyncio.ensure_future(anext(items))
     loop = asyncio.get_running_loop()
     quiet_since = loop.time()
     try:
@@ -106,12 +109,35 @@ async def chunks_with_heartbeats(
                     quiet_since = loop.time()
                 continue
             try:
-                chunk = pending.result()
+                item = pending.result()
             except StopAsyncIteration:
                 return
             quiet_since = loop.time()
-            yield chunk
-            pending = asyncio.ensure_future(anext(chunks))
+            yield item
+            pending = asyncio.ensure_future(anext(items))
     finally:
         if not pending.done():
             pending.cancel()
+
+
+async def stream_events(
+    request: web.Request,
+    fmt: Format,
+    masker: Masker,
+    events: AsyncIterator[tuple[str, dict[str, Any]]],
+    heartbeat_s: float,
+    result: Callable[[ApiError | None], dict[str, Any]],
+) -> web.StreamResponse:
+    """``events`` as they come, then ``result(refusal)`` as the last event (a refusal mid-way ends the stream)."""
+    writer = await EventWriter.open(request, fmt, masker)
+    error = None
+    try:
+        async for kind, payload in with_heartbeats(request, events, heartbeat_s, writer.heartbeat):
+            await writer.event(kind, payload)
+    except ApiError as exc:
+        error = exc
+    except (ClientGone, ConnectionError):
+        return writer.response
+    await writer.event("result", result(error))
+    await writer.response.write_eof()
+    return writer.response

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +13,76 @@ from gateway.config import parse_settings
 from gateway.runner import WarmRunner
 from gateway.worker.client import AirflowWorker
 
-from .support import OWNER_PREFIX, assert_nothing_left, make_airflow_home, settings_dict
+from .support import (
+    OWNER_PREFIX,
+    PostgresServer,
+    assert_nothing_left,
+    make_airflow_home,
+    postgres_bindir,
+    settings_dict,
+)
+
+
+class Homes:
+    """The session's Airflow homes, made on first use: one on SQLite, one on a throw-away PostgreSQL server."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self._homes: dict[str, Path] = {}
+        self.postgres: PostgresServer | None = None
+
+    def get(self, database: str) -> Path:
+        """The session's shared home on ``database``."""
+        if database not in self._homes:
+            self._homes[database] = self.fresh(database)
+        return self._homes[database]
+
+    def fresh(self, database: str) -> Path:
+        """A home of its own (on PostgreSQL: a database of its own on the session's server)."""
+        home = self._tmp.mktemp(f"airflow_home_{database}")
+        if database == "postgresql":
+            if postgres_bindir() is None:
+                pytest.skip("PostgreSQL is not installed (./run.sh test installs Debian's postgresql)")
+            self.postgres = self.postgres or PostgresServer()
+            return make_airflow_home(home, self.postgres.create_database())
+        return make_airflow_home(home)
+
+    def close(self) -> None:
+        if self.postgres is not None:
+            self.postgres.stop()
 
 
 @pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_airflow_home(tmp_path_factory.mktemp("airflow_home"))
+def homes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homes]:
+    made = Homes(tmp_path_factory)
+    yield made
+    made.close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Runner modes, and the databases a module asks for with ``pytest.mark.databases(...)``.
+
+    A module on both databases runs each test in exec and warm mode on SQLite and in warm mode on PostgreSQL.
+    """
+    marker = metafunc.definition.get_closest_marker("databases")
+    databases = marker.args if marker else ("sqlite",)
+    if "runner_mode" in metafunc.fixturenames:
+        combos = [(mode, "sqlite") for mode in ("exec", "warm")] if "sqlite" in databases else []
+        combos += [("warm", db) for db in databases if db != "sqlite"]
+        ids = [mode if db == "sqlite" else f"{mode}-{db}" for mode, db in combos]
+        metafunc.parametrize(("runner_mode", "database"), combos, ids=ids)
+    elif "database" in metafunc.fixturenames and databases != ("sqlite",):
+        metafunc.parametrize("database", databases)
+
+
+@pytest.fixture
+def database() -> str:
+    return "sqlite"
+
+
+@pytest.fixture
+def airflow_home(homes: Homes, database: str) -> Path:
+    return homes.get(database)
 
 
 @pytest.fixture(autouse=True)
@@ -28,33 +92,45 @@ def no_process_left_behind() -> Any:
 
 
 @pytest.fixture(scope="session")
-async def warm_backend(airflow_home: Path) -> AsyncIterator[WarmRunner]:
-    """One warm fork server for every warm-mode test of the session (warming up costs about 6 s)."""
-    settings = parse_settings(settings_dict(airflow_home, runner={"mode": "warm"}))
-    backend = build_backend(settings, f"{OWNER_PREFIX}shared-warm")
-    assert isinstance(backend, WarmRunner)
-    backend.open()
-    yield backend
-    await backend.close()
+async def warm_backends() -> AsyncIterator[dict[str, WarmRunner]]:
+    """One warm fork server per database for every warm-mode test of the session (warming up costs about 6 s)."""
+    backends: dict[str, WarmRunner] = {}
+    yield backends
+    for backend in backends.values():
+        await backend.close()
+
+
+@pytest.fixture
+async def warm_backend(warm_backends: dict[str, WarmRunner], airflow_home: Path, database: str) -> WarmRunner:
+    if database not in warm_backends:
+        settings = parse_settings(settings_dict(airflow_home, runner={"mode": "warm"}))
+        backend = build_backend(settings, f"{OWNER_PREFIX}shared-warm-{database}")
+        assert isinstance(backend, WarmRunner)
+        backend.open()
+        warm_backends[database] = backend
+    return warm_backends[database]
 
 
 @pytest.fixture(scope="session")
-async def airflow_worker(airflow_home: Path) -> AsyncIterator[AirflowWorker]:
-    """One Airflow worker (experimental API) for the session."""
-    settings = parse_settings(settings_dict(airflow_home))
-    worker = AirflowWorker(
-        python=settings.airflow_python,
-        env=settings.child_env(os.environ),
-        owner=f"{OWNER_PREFIX}shared-worker",
-        startup_timeout_s=120,
-    )
-    yield worker
-    await worker.close()
+async def airflow_workers() -> AsyncIterator[dict[str, AirflowWorker]]:
+    """One Airflow worker (experimental API) per database for the session."""
+    workers: dict[str, AirflowWorker] = {}
+    yield workers
+    for worker in workers.values():
+        await worker.close()
 
 
-@pytest.fixture(params=["exec", "warm"])
-def runner_mode(request: pytest.FixtureRequest) -> str:
-    return request.param
+@pytest.fixture
+async def airflow_worker(airflow_workers: dict[str, AirflowWorker], airflow_home: Path, database: str) -> AirflowWorker:
+    if database not in airflow_workers:
+        settings = parse_settings(settings_dict(airflow_home))
+        airflow_workers[database] = AirflowWorker(
+            python=settings.airflow_python,
+            env=settings.child_env(os.environ),
+            owner=f"{OWNER_PREFIX}shared-worker-{database}",
+            startup_timeout_s=120,
+        )
+    return airflow_workers[database]
 
 
 @pytest.fixture

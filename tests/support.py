@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -45,16 +46,93 @@ def airflow_env(home: Path) -> dict[str, str]:
     return env
 
 
-def make_airflow_home(home: Path) -> Path:
-    """A real, migrated SQLite AIRFLOW_HOME with the test DAGs serialized."""
+def make_airflow_home(home: Path, sql_alchemy_conn: str | None = None) -> Path:
+    """A real, migrated AIRFLOW_HOME with the test DAGs serialized: SQLite, or the database at ``sql_alchemy_conn``.
+
+    The connection is written into the home's airflow.cfg (as a deployment would), so every process
+    started on this home, by the gateway or by a test, uses it.
+    """
     env = airflow_env(home)
+    if sql_alchemy_conn:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sql_alchemy_conn
     (home / "dags").mkdir(parents=True, exist_ok=True)
     for dag in (REPO / "tests" / "dags").glob("*.py"):
         shutil.copy(dag, home / "dags" / dag.name)
     for argv in (["db", "migrate"], ["dags", "reserialize"]):
         done = subprocess.run([AIRFLOW, *argv], env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
+        if sql_alchemy_conn:
+            set_airflow_option(home, "database", "sql_alchemy_conn", sql_alchemy_conn)
     return home
+
+
+def set_airflow_option(home: Path, section: str, key: str, value: str) -> None:
+    """Set ``[section] key`` in the home's airflow.cfg, keeping the rest of the file as Airflow wrote it."""
+    cfg = home / "airflow.cfg"
+    lines = cfg.read_text().splitlines()
+    current = None
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            current = stripped[1:-1]
+        elif current == section and stripped.split("=")[0].strip() in (key, f"# {key}"):
+            lines[index] = f"{key} = {value}"
+            break
+    else:
+        raise AssertionError(f"[{section}] {key} is not in {cfg}")
+    cfg.write_text("\n".join(lines) + "\n")
+
+
+def postgres_bindir() -> Path | None:
+    """Debian's PostgreSQL server binaries (the newest installed major version), if any."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    return found[-1].parent if found else None
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL server from Debian's packages: ``initdb`` and ``pg_ctl`` in a temporary
+    directory, on loopback, tuned for tests (no fsync). Run as the ``postgres`` user when we are root."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        bindir = postgres_bindir()
+        if bindir is None:
+            raise RuntimeError("PostgreSQL's server binaries are not installed (Debian package postgresql)")
+        self.bindir = bindir
+        self.directory = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
+        self.port = free_port()
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_postgres:
+            shutil.chown(self.directory, "postgres", "postgres")
+        data = self.directory / "data"
+        self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c max_connections=400 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run("pg_ctl", "-D", str(data), "-l", str(self.directory / "server.log"), "-o", options, "-w", "start")
+        self._databases = 0
+
+    def _run(self, program: str, *args: str) -> str:
+        done = subprocess.run(
+            [*self._as_postgres, str(self.bindir / program), *args], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, f"{program} failed: {done.stderr[-2000:]}"
+        return done.stdout
+
+    def create_database(self) -> str:
+        """A new, empty database; its SQLAlchemy URL (psycopg2 for Airflow's sync engine, asyncpg derived)."""
+        self._databases += 1
+        name = f"airflow_{self._databases}"
+        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c", f"CREATE DATABASE {name}")
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        data = self.directory / "data"
+        if (data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def settings_dict(home: Path | None = None, **sections: Any) -> dict[str, Any]:
@@ -143,8 +221,6 @@ def pid_alive(pid: int) -> bool:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -216,3 +292,45 @@ def poll(condition: Any, timeout_s: float, interval_s: float = 0.05) -> bool:
             return False
         time.sleep(interval_s)
     return True
+
+
+#: Debian's nginx, for the tests that go through the shipped config (./run.sh test installs it).
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+def render_nginx(directory: Path, gateway_port: int, shipped_port: int, bare_port: int) -> Path:
+    site = (REPO / "config" / "nginx.conf").read_text()
+    site = site.replace("listen 8080;", f"listen 127.0.0.1:{shipped_port};")
+    site = site.replace("server 127.0.0.1:8780;", f"server 127.0.0.1:{gateway_port};")
+    site += (
+        f"\nserver {{\n    listen 127.0.0.1:{bare_port};\n"
+        f"    location /airflow-gw/ {{ proxy_pass http://127.0.0.1:{gateway_port}/; }}\n}}\n"
+    )
+    (directory / "site.conf").write_text(site)
+    temp_paths = ""
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (directory / kind).mkdir()
+        temp_paths += f"    {kind}_temp_path {directory / kind};\n"
+    main = directory / "nginx.conf"
+    main.write_text(
+        ("user root;\n" if os.geteuid() == 0 else "")
+        + f"daemon off;\nworker_processes 1;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log;\n"
+        + "events { worker_connections 64; }\n"
+        + f"http {{\n    access_log off;\n{temp_paths}    include {directory}/site.conf;\n}}\n"
+    )
+    return main
+
+
+def start_nginx(directory: Path, conf: Path, port: int) -> subprocess.Popen[bytes]:
+    assert NGINX is not None
+    check = subprocess.run([NGINX, "-t", "-p", str(directory), "-c", str(conf)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    nginx = subprocess.Popen([NGINX, "-p", str(directory), "-c", str(conf)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return nginx
+        except OSError:
+            assert nginx.poll() is None and time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.05)

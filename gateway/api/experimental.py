@@ -8,14 +8,18 @@ list each endpoint is named ``experimental.<operation>`` (``experimental.*`` all
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from ..bodies import loads, parse_bool, read_bytes
 from ..catalog import MAX_ID_CHARS, RUN_ID, checked_date, date_or_run_id, is_id, is_run_id
+from ..config import WaitSettings
 from ..errors import ApiError
-from ..keys import AIRFLOW_WORKER, AUDIT, MASKER, PRINCIPAL
+from ..keys import AIRFLOW_WORKER, AUDIT, MASKER, PRINCIPAL, SETTINGS
+from ..streaming import stream_events, stream_format
+from ..watch import RunWatch, check_can_run
 
 routes = web.RouteTableDef()
 MAX_POOL_NAME = 256
@@ -142,10 +146,57 @@ def _slots(value: Any) -> int:
 
 
 @routes.post("/dags/{dag_id}/dag_runs")
-async def trigger(request: web.Request) -> web.Response:
+async def trigger(request: web.Request) -> web.StreamResponse:
+    """Airflow 2's trigger; ``?wait=true`` (gateway addition) answers once the run has finished."""
     body = _trigger_body(await _json_object(request))
     user = request[PRINCIPAL].name  # the run's triggering_user_name: who asked, not the OS user
-    return await _answer(request, "trigger", dag_id=_path(request)["dag_id"], body=body, user=user)
+    dag_id = _path(request)["dag_id"]
+    wait = request.query.get("wait")
+    if wait is None or not parse_bool("wait", wait):
+        return await _answer(request, "trigger", dag_id=dag_id, body=body, user=user)
+    settings = request.config_dict[SETTINGS]
+    timeout_s = _wait_timeout_s(request, settings.wait)
+    fmt = stream_format(request.query.get("stream"), request.headers.get("Accept", ""))
+    worker = request.config_dict[AIRFLOW_WORKER]
+    await check_can_run(worker, dag_id)
+    triggered = await _answer(request, "trigger", dag_id=dag_id, body=body, user=user)
+    if triggered.status != 200:
+        return triggered
+    created = json.loads(triggered.text or "{}")
+    watch = RunWatch(worker, dag_id, created["run_id"], poll_s=settings.wait.poll_s, timeout_s=timeout_s)
+    if fmt is not None:
+        heartbeat_s = settings.streaming.heartbeat_s
+        result = partial(_waited, created, watch)
+        return await stream_events(request, fmt, request[MASKER], watch.events(), heartbeat_s, result)
+    error = await watch.run_to_end()
+    answer = _waited(created, watch, error)
+    status = error.status if error else 422 if "error" in answer else 200
+    return _json(status, answer, error.headers if error else None)
+
+
+def _wait_timeout_s(request: web.Request, wait: WaitSettings) -> float:
+    raw = request.query.get("wait_timeout_s")
+    if raw is None:
+        return wait.timeout_s
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= wait.max_timeout_s:
+        raise ApiError(400, f"'wait_timeout_s' must be a whole number of seconds from 1 to {wait.max_timeout_s:g}")
+    return float(raw)
+
+
+def _waited(created: dict[str, Any], watch: RunWatch, error: ApiError | None) -> dict[str, Any]:
+    """The trigger's answer with the run's final state and tasks; ``error`` when it failed or the wait ended."""
+    answer = {
+        **created,
+        **({"state": watch.snapshot["state"], "tasks": watch.result()["tasks"]} if watch.snapshot else {}),
+    }
+    message = error.message if error else watch.failure()
+    if message:
+        answer["error"] = message
+    return answer
+
+
+def _json(status: int, body: Any, headers: Any = None) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=headers)
 
 
 @routes.get("/dags/{dag_id}/dag_runs")

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..families import public, unaudited
-from ..keys import RUNNER
+from ..keys import RUNNER, SERVICES
 
 routes = web.RouteTableDef()
 
@@ -31,5 +31,6 @@ async def health(request: web.Request) -> web.Response:
                 "max_concurrency": admission.max_concurrency,
                 "max_queue": admission.max_queue,
             },
+            "services": request.config_dict[SERVICES].public(),
         }
     )

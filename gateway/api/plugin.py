@@ -8,19 +8,22 @@ and answers 202 with its URLs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from ..bodies import loads, read_form, read_json
 from ..catalog import CATALOG, Api, ApiError, Kind, Outcome, Upload, Values, parse_bool, validate
-from ..envelope import dumps, plugin_body
-from ..keys import AUDIT, CALL_TIME, DAEMONS, JOBS, MASKER, PRINCIPAL, RUNNER, SETTINGS, TOKEN_DIGESTS
+from ..config import Settings
+from ..envelope import dumps, http_date, plugin_body, utc_now
+from ..keys import AIRFLOW_WORKER, AUDIT, CALL_TIME, DAEMONS, JOBS, MASKER, PRINCIPAL, RUNNER, SETTINGS, TOKEN_DIGESTS
 from ..masking import Masker, token_digest
 from ..middlewares import masked_arguments
 from ..output import Failure, classify_failure, split_log_lines
 from ..runner import Collector, Command, Lines, Overloaded, RunResult, RunState
-from ..streaming import ClientGone, EventWriter, Format, chunks_with_heartbeats, stream_format
+from ..streaming import ClientGone, EventWriter, Format, stream_events, stream_format, with_heartbeats
+from ..watch import RunWatch, ask, check_can_run, scheduler_warning
 from .jobs import job_urls
 
 routes = web.RouteTableDef()
@@ -212,14 +215,74 @@ async def _call(
     if api.answer is not None:
         answer = await api.answer(request.config_dict, values, principal.name)
         return reply(answer.http_status, answer.message, data=answer.data, warning=answer.warning)
+    worker = request.config_dict[AIRFLOW_WORKER]
+    if api.kind is Kind.WATCH:
+        if run_async:
+            raise ApiError(400, f"API '{api.name}' answers when the run finishes; it cannot run as a job")
+        run = await ask(worker, "find_run", dag_id=values["dag_id"], run=values["run_id"])
+        body = reply.body(200, f"Watched run {run['run_id']}")
+        return await follow_run(request, reply, values, run["run_id"], fmt, body)
     assert api.build is not None
     command = fits_argv(api.build(values)).run_as(principal.name)
+    waiting = api.waits and values.get("wait")
     if run_async:
+        if waiting:
+            raise ApiError(400, "'wait' and 'async' exclude each other: a job's status is the wait")
         return _start_job(request, reply, api, command)
-    if fmt is not None:
+    if waiting:
+        _wait_timeout_s(settings, values)  # refused before anything is created
+        await check_can_run(worker, values["dag_id"])
+    elif fmt is not None:
         return await stream_command(request, reply, api, values, command, fmt)
     result = await request.config_dict[RUNNER].run(command)
-    return reply.json(reply.result_body(api, values, command.display(), result))
+    body = reply.result_body(api, values, command.display(), result)
+    if body["http_response_code"] == 200 and isinstance(body.get("data"), dict):
+        if waiting:
+            return await follow_run(request, reply, values, body["data"]["run_id"], fmt, body)
+        if api.needs_scheduler and (warning := await scheduler_warning(worker, body["data"].get("state"))):
+            body["warning"] = f"{body['warning']}; {warning}" if body.get("warning") else warning
+    return reply.json(body)
+
+
+def _wait_timeout_s(settings: Settings, values: Values) -> float:
+    timeout_s = float(values.get("wait_timeout_s") or settings.wait.timeout_s)
+    if timeout_s > settings.wait.max_timeout_s:
+        raise ApiError(400, f"'wait_timeout_s' must be at most {settings.wait.max_timeout_s:g} (wait.max_timeout_s)")
+    return timeout_s
+
+
+async def follow_run(
+    request: web.Request, reply: Reply, values: Values, run_id: str, fmt: Format | None, body: dict[str, Any]
+) -> web.StreamResponse:
+    """Follow the run to its end; the answer is ``body`` with the run's final state (streamed: events first)."""
+    settings = request.config_dict[SETTINGS]
+    watch = RunWatch(
+        request.config_dict[AIRFLOW_WORKER],
+        values["dag_id"],
+        run_id,
+        poll_s=settings.wait.poll_s,
+        timeout_s=_wait_timeout_s(settings, values),
+    )
+    if fmt is not None:
+        result = partial(_finished, body, watch)
+        return await stream_events(
+            request, fmt, request[MASKER], watch.events(), settings.streaming.heartbeat_s, result
+        )
+    error = await watch.run_to_end()
+    return reply.json(_finished(body, watch, error), error.headers if error else None)
+
+
+def _finished(body: dict[str, Any], watch: RunWatch, error: ApiError | None) -> dict[str, Any]:
+    """``body`` (the trigger's envelope, or the watch's) with the run's state: 200, 422 failed, or the refusal."""
+    status, message = (error.status, error.message) if error else (200, None)
+    if error is None and (failure := watch.failure()):
+        status, message = 422, failure
+    data = {**(body.get("data") or {}), **watch.result()} if watch.snapshot else body.get("data")
+    finished = {**body, "http_response_code": status, "status": "OK" if status < 400 else "ERROR", "data": data}
+    if message:
+        finished["error"] = message
+    finished["response_time"] = http_date(utc_now())
+    return finished
 
 
 def fits_argv(command: Command) -> Command:
@@ -269,7 +332,7 @@ async def stream_command(
         writer = await EventWriter.open(request, fmt, request[MASKER])
         lines, kept = Lines(), Collector(runner.max_output_bytes)
         try:
-            async for chunk in chunks_with_heartbeats(request, run, settings.streaming.heartbeat_s, writer.heartbeat):
+            async for chunk in with_heartbeats(request, run.output(), settings.streaming.heartbeat_s, writer.heartbeat):
                 kept.add(chunk)
                 for stream, text in lines.feed(chunk):
                     await writer.event("output", {"stream": stream, "text": text})

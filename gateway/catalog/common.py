@@ -49,6 +49,14 @@ EXECUTION_DATE = Arg(
 )
 
 
+WAIT_TIMEOUT = Arg(
+    "wait_timeout_s",
+    ArgType.INT,
+    "Stop waiting after this many seconds (504); default wait.timeout_s, at most wait.max_timeout_s",
+    max_value=7 * 24 * 3600,
+)
+
+
 MAP_INDEX = Arg("map_index", ArgType.INT, "Index of a mapped task instance")
 
 

@@ -7,7 +7,19 @@ from datetime import UTC, datetime
 
 from ..output import Failure, parse_json
 from ..runner import Command
-from .common import DATA_ENV, EXECUTION_DATE, INFO_ENV, SUBDIR, airflow, dag_id, flag, no_data, opt, removed
+from .common import (
+    DATA_ENV,
+    EXECUTION_DATE,
+    INFO_ENV,
+    SUBDIR,
+    WAIT_TIMEOUT,
+    airflow,
+    dag_id,
+    flag,
+    no_data,
+    opt,
+    removed,
+)
 from .model import Api, ApiError, Arg, ArgType, Kind, Outcome, Values, parse_date
 
 
@@ -155,10 +167,19 @@ APIS: tuple[Api, ...] = (
                 aliases=("execution_date", "logical_date"),
             ),
             Arg("replace_microseconds", ArgType.BOOL, "false keeps the microseconds of exec_date"),
+            Arg(
+                "wait",
+                ArgType.BOOL,
+                "Answer when the run has finished: its state and every task's (with stream=true: as it goes, "
+                "with the tasks' log lines)",
+            ),
+            WAIT_TIMEOUT,
             SUBDIR,
         ),
         build=build_trigger,
         parse=read_trigger,
+        waits=True,
+        needs_scheduler=True,
         since="1.6.0 or greater",
     ),
     Api(
@@ -168,7 +189,26 @@ APIS: tuple[Api, ...] = (
         args=(dag_id(), EXECUTION_DATE, SUBDIR),
         build=build_dag_state,
         parse=read_dag_state,
+        needs_scheduler=True,
         since="1.8.0 or greater",
+    ),
+    Api(
+        name="watch_dag_run",
+        summary="Follow a DAG run until it finishes: its state, every task's, and (stream=true) the tasks' log lines",
+        runs="(gateway) read the run from Airflow's database until it finishes; tail its task logs",
+        args=(
+            dag_id(),
+            Arg(
+                "run_id",
+                ArgType.DATE_OR_RUN_ID,
+                "The run: its run id, or its logical date (2017-01-02T03:04:05)",
+                required=True,
+                aliases=("execution_date", "logical_date"),
+            ),
+            WAIT_TIMEOUT,
+        ),
+        kind=Kind.WATCH,
+        since="None - Custom API",
     ),
     Api(
         name="backfill",

@@ -59,6 +59,8 @@ class Kind(enum.Enum):
     DAEMON = "daemon"
     #: Answered by the gateway itself (no CLI equivalent).
     CUSTOM = "custom"
+    #: Follows an existing DAG run to its end (answered by the gateway and its Airflow worker).
+    WATCH = "watch"
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,11 @@ class Api:
     gone: str = ""
     #: False when the log lines are the output (task runs): keep them in stdout.
     split_logs: bool = True
+    #: Takes ``wait``/``wait_timeout_s``: with ``wait=true`` it answers once the run it started has finished.
+    waits: bool = False
+    #: Its answer is about a run that only a scheduler moves on: a queued or running run, with no scheduler
+    #: heartbeating, gets a ``warning`` saying so.
+    needs_scheduler: bool = False
     notes: str = ""
 
     def arg(self, name: str) -> Arg | None:

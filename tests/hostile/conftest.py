@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ..conftest import Homes
 from ..support import GatewayProcess
 
 HEADER = "rest_api_plugin_http_token"
@@ -64,7 +65,8 @@ def _config(tokens: dict[str, str], home: Path, state_dir: Path) -> dict[str, An
 
 
 @pytest.fixture(scope="session")
-def live_gateway(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+def live_gateway(homes: Homes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    airflow_home = homes.get("sqlite")
     tmp = tmp_path_factory.mktemp("hostile_gateway")
     dags_folder = airflow_home / "dags"
     dags_before = _dag_files(dags_folder)

@@ -17,7 +17,7 @@ from gateway.worker.client import AirflowWorker
 
 from ..support import AUTH, HEADER, TOKEN, dag_source, settings_dict
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.databases("sqlite", "postgresql")]
 API = "/api/experimental"
 DATE_ERROR = "could not be identified as a date. Example date format: 2015-11-16T14:34:15+00:00"
 

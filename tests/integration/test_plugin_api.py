@@ -18,7 +18,7 @@ from gateway.keys import RUNNER
 
 from ..support import AUTH, dag_source
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.databases("sqlite", "postgresql")]
 PLUGIN = "/admin/rest_api/api"
 
 
@@ -157,7 +157,8 @@ async def test_trigger_then_read_its_state(client: TestClient) -> None:
     status, body = await call(client, "trigger_dag", dag_id="gw_probe", run_id=run_id)
     assert status == 409 and "DagRunAlreadyExists" in body["error"]
     status, body = await call(client, "trigger_dag", dag_id="gw_probe", exec_date=logical_date)
-    assert status == 409 and "UNIQUE constraint failed" in body["error"]
+    # SQLite: "UNIQUE constraint failed: ..."; PostgreSQL: "DETAIL: Key (dag_id, logical_date)=(...) already exists."
+    assert status == 409 and ("UNIQUE constraint failed" in body["error"] or "already exists" in body["error"])
 
 
 async def test_trigger_without_options_returns_the_generated_run_id(client: TestClient) -> None:

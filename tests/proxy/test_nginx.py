@@ -9,9 +9,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,10 +21,9 @@ from aiohttp.test_utils import TestClient
 
 from gateway.keys import RUNNER
 
-from ..support import AUTH, REPO, TOKEN, dag_source
+from ..support import AUTH, NGINX, TOKEN, dag_source, free_port, render_nginx, start_nginx
 
 pytestmark = pytest.mark.integration
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 SLOW = {"api": "test", "dag_id": "gw_probe", "task_id": "slow", "execution_date": "2024-11-11"}
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -38,55 +34,11 @@ if NGINX is None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class Proxied:
     client: TestClient
     shipped: str  # base URL through config/nginx.conf
     bare: str  # base URL through a location that is only `proxy_pass`
-
-
-def render_nginx(directory: Path, gateway_port: int, shipped_port: int, bare_port: int) -> Path:
-    site = (REPO / "config" / "nginx.conf").read_text()
-    site = site.replace("listen 8080;", f"listen 127.0.0.1:{shipped_port};")
-    site = site.replace("server 127.0.0.1:8780;", f"server 127.0.0.1:{gateway_port};")
-    site += (
-        f"\nserver {{\n    listen 127.0.0.1:{bare_port};\n"
-        f"    location /airflow-gw/ {{ proxy_pass http://127.0.0.1:{gateway_port}/; }}\n}}\n"
-    )
-    (directory / "site.conf").write_text(site)
-    temp_paths = ""
-    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (directory / kind).mkdir()
-        temp_paths += f"    {kind}_temp_path {directory / kind};\n"
-    main = directory / "nginx.conf"
-    main.write_text(
-        ("user root;\n" if os.geteuid() == 0 else "")
-        + f"daemon off;\nworker_processes 1;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log;\n"
-        + "events { worker_connections 64; }\n"
-        + f"http {{\n    access_log off;\n{temp_paths}    include {directory}/site.conf;\n}}\n"
-    )
-    return main
-
-
-def start_nginx(directory: Path, conf: Path, port: int) -> subprocess.Popen[bytes]:
-    assert NGINX is not None
-    check = subprocess.run([NGINX, "-t", "-p", str(directory), "-c", str(conf)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    nginx = subprocess.Popen([NGINX, "-p", str(directory), "-c", str(conf)], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return nginx
-        except OSError:
-            assert nginx.poll() is None and time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.05)
 
 
 @pytest.fixture

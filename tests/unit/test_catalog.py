@@ -15,7 +15,7 @@ SEED_APIS = {
     "version", "rest_api_plugin_version", "render", "variables", "connections", "pause", "unpause",
     "task_failed_deps", "trigger_dag", "test", "dag_state", "run", "list_tasks", "backfill", "list_dags",
     "kerberos", "worker", "flower", "scheduler", "task_state", "pool", "serve_logs", "clear", "deploy_dag",
-    "refresh_dag", "refresh_all_dags", "delete_dag", "triggerer", "dag_processor",
+    "refresh_dag", "refresh_all_dags", "delete_dag", "triggerer", "dag_processor", "watch_dag_run",
 }  # fmt: skip
 
 
