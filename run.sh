@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
-VENV=$ROOT/.venv
+# The Airflow release series to install (a file config/constraints/airflow-SERIES.txt pins it and everything else).
+AIRFLOW_SERIES=${AIRFLOW_SERIES:-3.3}
+CONSTRAINTS=$ROOT/config/constraints/airflow-$AIRFLOW_SERIES.txt
+VENV=${VENV:-$ROOT/.venv}
 DEMO=$ROOT/.demo
 export AIRFLOW_HOME=$DEMO/airflow_home
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
@@ -24,12 +27,14 @@ setup_venv() {
     say "creating $VENV"
     "$(python_for_venv)" -m venv "$VENV"
   fi
-  # Re-install only when the packaging changed.
-  local stamp="$VENV/.installed-$(cat setup.py pyproject.toml | sha1sum | cut -c1-12)"
+  # Reproducible: every package pinned by the committed constraints file of the Airflow release.
+  # Re-install only when the packaging or the pins changed.
+  local stamp="$VENV/.installed-$(cat setup.py pyproject.toml "$CONSTRAINTS" | sha1sum | cut -c1-12)"
   if [ ! -f "$stamp" ]; then
-    say "installing the gateway and apache-airflow into .venv (first time: a few minutes)"
+    say "installing the gateway and apache-airflow $AIRFLOW_SERIES into $VENV (first time: a few minutes)"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$CONSTRAINTS" -e '.[test,postgres]' 2>&1 \
+      | grep -v '^WARNING: Location' || true
     "$VENV/bin/python" -c 'import gateway, airflow, aiohttp_jinja2' || { echo "install failed" >&2; exit 1; }
     rm -f "$VENV"/.installed-*; touch "$stamp"
   fi

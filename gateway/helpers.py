@@ -51,9 +51,17 @@ def check_dag(path: str) -> dict[str, Any]:
     return {"dag_ids": sorted(bag.dags), "import_errors": [str(e) for e in bag.import_errors.values()]}
 
 
+def _bundle_version(bundle: Any) -> tuple[str | None, dict[str, Any] | None]:
+    """The bundle's version and version data: Airflow 3.3 may return both, 3.2 a plain string (or None)."""
+    try:
+        from airflow.dag_processing.bundles.base import unpack_bundle_version
+    except ImportError:  # Airflow 3.2
+        return bundle.get_current_version(), None
+    return unpack_bundle_version(bundle.get_current_version(), bundle)
+
+
 def sync_dag(path: str, paused: bool | None) -> dict[str, Any]:
     """Parse one file of the DAGs folder and store its DAGs (and import errors) like the dag-processor."""
-    from airflow.dag_processing.bundles.base import unpack_bundle_version
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
@@ -61,9 +69,10 @@ def sync_dag(path: str, paused: bool | None) -> dict[str, Any]:
 
     bundle = _dags_folder_bundle()
     bag = BundleDagBag(path, bundle_path=Path(bundle.path), bundle_name=bundle.name, safe_mode=False)
-    version, version_data = unpack_bundle_version(bundle.get_current_version(), bundle)
+    version, version_data = _bundle_version(bundle)
+    extra = {"version_data": version_data} if version_data is not None else {}
     with create_session() as session:
-        sync_bag_to_db(bag, bundle.name, bundle_version=version, version_data=version_data, session=session)
+        sync_bag_to_db(bag, bundle.name, bundle_version=version, session=session, **extra)
         if paused is not None and bag.dags:
             session.execute(update(DagModel).where(DagModel.dag_id.in_(list(bag.dags))).values(is_paused=paused))
     with create_session() as session:

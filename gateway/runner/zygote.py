@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import gc
 import json
+import logging
 import os
 import selectors
 import signal
@@ -353,7 +354,6 @@ def run_command(argv: list[str], helper: bool, env: dict[str, str]) -> int:
 def _airflow_main(argv: list[str]) -> int:
     from airflow import configuration
     from airflow.cli import cli_parser
-    from airflow.cli.utils import redirect_stdout_log_handlers_to_stderr
 
     conf = configuration.conf
     if conf.get("core", "security") == "kerberos":
@@ -362,8 +362,10 @@ def _airflow_main(argv: list[str]) -> int:
     parser = cli_parser.get_parser()
     sys.argv = ["airflow", *argv]
     args = parser.parse_args(argv)
-    if hasattr(args, "output"):
-        redirect_stdout_log_handlers_to_stderr()
+    if hasattr(args, "output"):  # as Airflow 3.3's __main__ does (3.2 does not): logs never mix with the data
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
     args.func(args)
     return 0
 
