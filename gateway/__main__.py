@@ -28,6 +28,8 @@ def _announce(settings: Settings, host: str, port: int) -> None:
         flush=True,
     )
     print(f"  plugin API: {url}/admin/rest_api/api?api=version   test page: {url}/admin/rest_api/", flush=True)
+    if settings.services.run:
+        print(f"  Airflow services started beside it: {', '.join(settings.services.run)}", flush=True)
     if settings.auth_disabled:
         print(
             "  auth is DISABLED (auth.disabled: true): anyone who reaches this port can run Airflow commands",
@@ -44,6 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG"), help="YAML config (env GATEWAY_CONFIG)")
     parser.add_argument("--host", help="override server.host")
     parser.add_argument("--port", type=int, help="override server.port")
+    parser.add_argument(
+        "--gateway-only",
+        action="store_true",
+        help="start none of the Airflow services of services.run (as next to an existing Airflow)",
+    )
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument(
         "--hash-token", action="store_true", help="print the token_sha256 of the token read from standard input"
@@ -75,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
             [t.name for t in settings.tokens],
             settings.runner,
         )
+    if args.gateway_only:
+        settings.services = settings.services.model_copy(update={"run": ()})
     for warning in settings.warnings:
         log.warning("%s", warning)
     _announce(settings, host, port)

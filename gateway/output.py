@@ -46,7 +46,7 @@ _KNOWN_FAILURES: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"(DagNotFound|DagRunNotFound|TaskNotFound|TaskInstanceNotFound)\b|not found in DagModel"), 404),
     (re.compile(r"Dag '[^']*' could not be found|does not exist in 'dag' table"), 404),
     (re.compile(r"Variable (?s:.*?) does not exist|Pool (?s:.*?) does not exist|Did not find a connection"), 404),
-    (re.compile(r"DagNonPeriodicScheduleException|does not support backfills"), 400),
+    (re.compile(r"DagNonPeriodicScheduleException|does not support backfills|DagNoScheduleException"), 400),
     (re.compile(r"^airflow[\w -]*:? (command )?error: ", re.MULTILINE), 400),
     (re.compile(r"map_index passed to non-mapped task|The URI provided to --conn-uri is invalid"), 400),
     # The CLI's own refusals of what it was given (SystemExit messages).

@@ -179,10 +179,12 @@ class RunWatch:
         """Why the finished run failed (None when it succeeded)."""
         if self.snapshot.get("state") != "failed":
             return None
-        failed = sorted(
-            {ti["task_id"] for ti in self.snapshot["tasks"] if ti["state"] in ("failed", "upstream_failed")}
-        )
-        return f"DAG run '{self.run_id}' failed" + (f" (failed tasks: {', '.join(failed)})" if failed else "")
+        reasons = []
+        for state in ("failed", "upstream_failed"):
+            tasks = sorted({ti["task_id"] for ti in self.snapshot["tasks"] if ti["state"] == state})
+            if tasks:
+                reasons.append(f"{state.replace('_', ' ')}: {', '.join(tasks)}")
+        return f"DAG run '{self.run_id}' failed" + (f" ({'; '.join(reasons)})" if reasons else "")
 
     def _changes(self) -> list[Event]:
         events: list[Event] = []

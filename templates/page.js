@@ -70,6 +70,11 @@
     out.append(summary(result));
     const hint = explain(status, result);
     if (hint) out.append(el("div", "hint", hint));
+    const run = result.data;
+    if (run && typeof run === "object" && Array.isArray(run.tasks) && run.state) {
+      const tasks = run.tasks.map((ti) => `${ti.task_id} ${ti.state}`).join(", ");
+      out.append(el("div", `run-state state ${run.state}`, `run ${run.state}${tasks ? ` · ${tasks}` : ""}`));
+    }
     if (result.airflow_cmd) out.append(el("div", "cmd", `$ ${result.airflow_cmd}`));
     if (result.error) out.append(el("div", "error-text", result.error));
     if (result.warning) out.append(el("div", "warning", result.warning));
@@ -130,6 +135,15 @@
     if (buffered.trim()) yield JSON.parse(buffered);
   }
 
+  // A streamed event as a line of the live panel: command output, or a watched run's states and task logs.
+  function liveLine(event) {
+    if (event.type === "output") return el("span", event.stream, event.text);
+    if (event.type === "log") return el("span", "stdout", `[${event.task_id}] ${event.text}`);
+    if (event.type === "run") return el("span", "state", `run ${event.run_id}: ${event.state}`);
+    if (event.type === "task") return el("span", "state", `task ${event.task_id}: ${event.state}`);
+    return null;
+  }
+
   async function stream(form, out, url, data) {
     const controller = new AbortController();
     const cancel = form.querySelector(".cancel");
@@ -145,8 +159,9 @@
         return;
       }
       for await (const event of ndjson(resp)) {
-        if (event.type === "output") {
-          live.append(el("span", event.stream, event.text), document.createTextNode("\n"));
+        const line = liveLine(event);
+        if (line) {
+          live.append(line, document.createTextNode("\n"));
           live.scrollTop = live.scrollHeight;
         } else if (event.type === "result") {
           const lines = live;
@@ -176,7 +191,7 @@
       const background = form.querySelector("input.async");
       if (background && background.checked) {
         data.append("async", "true");
-      } else if (form.dataset.stream === "true") {
+      } else if (form.dataset.stream === "true" || form.querySelector('input[name="wait"]:checked')) {
         await stream(form, out, url, data);
         return;
       }

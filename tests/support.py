@@ -21,6 +21,17 @@ AIRFLOW = str(BIN / "airflow")
 TOKEN = "test-token-abcdefghijklmnop"
 HEADER = "rest_api_plugin_http_token"
 AUTH = {HEADER: TOKEN}
+#: Debian's Chromium, driven by playwright (browser tests); screenshots go to test-artifacts/ (not committed).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 #: Every gateway app made in this test process tags its children with this prefix.
 OWNER_PREFIX = f"gw-{os.getpid()}-"
 

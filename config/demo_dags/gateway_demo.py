@@ -12,6 +12,6 @@ with DAG(
     params={"who": "world"},
     tags=["airflow-rest-gateway"],
 ) as dag:
-    hello = BashOperator(task_id="hello", bash_command="echo 'hello {{ params.who }} on {{ ds }}'")
+    hello = BashOperator(task_id="hello", bash_command="echo 'hello {{ params.who }} from {{ run_id }}'")
     count = BashOperator(task_id="count", bash_command='for i in 1 2 3 4 5; do echo "tick $i"; sleep 1; done')
     hello >> count

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .. import airflow_release
 from ..output import Failure
 from ..runner import Command
 from .common import (
@@ -99,6 +100,9 @@ def build_clear(v: Values) -> Command:
             raise ApiError(
                 400, "With 'run_id' the whole run is cleared; task_regex, dates, upstream and downstream do not apply"
             )
+        missing = airflow_release.needs((3, 3), "Clearing one run by 'run_id' (airflow dags clear --run-id)")
+        if missing:
+            raise ApiError(400, f"{missing}: clear by start_date and end_date instead")
         flags = (*flag("--only-failed", v.get("only_failed")), *flag("--only-running", v.get("only_running")))
         return airflow("dags", "clear", "-y", f"--run-id={v['run_id']}", *flags, "--", v["dag_id"])
     return airflow(

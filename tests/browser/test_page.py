@@ -7,7 +7,6 @@ Screenshots go to test-artifacts/ (not committed).
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,8 @@ from gateway.app import create_app
 from gateway.config import parse_settings
 from gateway.runner import WarmRunner
 
-from ..support import REPO, TOKEN, assert_nothing_left, dag_source, settings_dict
+from ..support import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, TOKEN, assert_nothing_left, dag_source, settings_dict
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = REPO / "test-artifacts"
 pytestmark = pytest.mark.integration
 
 try:
@@ -35,15 +32,6 @@ if CHROMIUM is None or async_playwright is None:
         "\n\n*** Chromium or playwright is missing: the browser tests are SKIPPED (./run.sh test installs them) ***\n",
         allow_module_level=True,
     )
-
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 
 
 @pytest.fixture(scope="session")

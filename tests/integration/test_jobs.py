@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from ..support import AUTH
 
-pytestmark = [pytest.mark.integration, pytest.mark.databases("sqlite", "postgresql")]
+pytestmark = [pytest.mark.integration, pytest.mark.databases("sqlite", "postgresql"), pytest.mark.oldest]
 PLUGIN = "/admin/rest_api/api"
 SLOW = {"api": "test", "dag_id": "gw_probe", "task_id": "slow", "execution_date": "2024-10-10"}
 

@@ -22,6 +22,9 @@ import pytest
 
 from ..conftest import Homes
 from ..support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
     HEADER,
     NGINX,
     TOKEN,
@@ -34,7 +37,7 @@ from ..support import (
     start_nginx,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.oldest]
 SERVICES = ["scheduler", "dag-processor", "triggerer", "api-server"]
 #: Prints a numbered line a second: long enough to see lines arrive while it runs.
 TICKING_DAG = """
@@ -178,6 +181,37 @@ def test_a_run_reaches_success_with_its_logs_streamed_through_nginx_as_it_goes(s
     watched = stack.call(stack.gateway.url, {"api": "watch_dag_run", "stream": "text", **ref})
     text = watched.read().decode()
     assert "[ticks] tick 3" in text and "[first] first says hi" in text and '"state": "success"' in text
+
+
+def test_a_run_triggered_from_the_test_page_reaches_success_on_screen(stack: Stack) -> None:
+    """What a person does in the demo: the page's trigger_dag form with "wait" ticked, through nginx."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (./run.sh test installs it)")
+    from playwright.sync_api import expect, sync_playwright
+
+    deploy(stack, "e2e_page", TICKING_DAG.replace("e2e_ticks", "e2e_page"))
+    # The page shows a 503 as any answer; a first run through the API makes sure a scheduler heartbeats.
+    warm_up = trigger_once_a_scheduler_runs(stack, stack.gateway.url, {"dag_id": "e2e_page"})
+    assert warm_up.status == 200, warm_up.read()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(f"{stack.proxied}/admin/rest_api/")
+            page.fill("#token", TOKEN)
+            form = page.locator('form[data-api="trigger_dag"]')
+            form.locator('input[name="dag_id"]').fill("e2e_page")
+            form.locator('input[name="wait"]').check()
+            form.locator('button[type="submit"]').click()
+            # Task log lines and state changes appear while the run goes, then the result with every task.
+            expect(form.locator(".output pre.live")).to_contain_text("[ticks] tick 2", timeout=120_000)
+            expect(form.locator(".output .status").first).to_contain_text("OK · HTTP 200", timeout=120_000)
+            expect(form.locator(".output .run-state")).to_have_text("run success · first success, ticks success")
+            form.locator(".output .status").first.scroll_into_view_if_needed()
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "trigger-and-wait-success.png"))
+        finally:
+            browser.close()
 
 
 def test_a_failed_run_answers_422_with_the_failed_task(stack: Stack) -> None:
