@@ -245,7 +245,7 @@ async def _call(
 
 
 def _wait_timeout_s(settings: Settings, values: Values) -> float:
-    timeout_s = float(values.get("wait_timeout_s") or settings.wait.timeout_s)
+    timeout_s = float(values.get("wait_timeout_s", settings.wait.timeout_s))
     if timeout_s > settings.wait.max_timeout_s:
         raise ApiError(400, f"'wait_timeout_s' must be at most {settings.wait.max_timeout_s:g} (wait.max_timeout_s)")
     return timeout_s

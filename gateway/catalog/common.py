@@ -53,6 +53,7 @@ WAIT_TIMEOUT = Arg(
     "wait_timeout_s",
     ArgType.INT,
     "Stop waiting after this many seconds (504); default wait.timeout_s, at most wait.max_timeout_s",
+    min_value=1,
     max_value=7 * 24 * 3600,
 )
 

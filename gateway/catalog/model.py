@@ -87,6 +87,8 @@ class Arg:
     max_chars: int = _MAX_TEXT_CHARS
     #: TEXT that names something (a variable key, a pool): no newlines or other control characters.
     single_line: bool = False
+    #: INT: the smallest value accepted.
+    min_value: int = 0
     max_value: int = 2**31 - 1
 
     @property
@@ -268,6 +270,8 @@ def _convert(arg: Arg, value: Any) -> Any:
         number = int(stripped)
         if number > arg.max_value:
             raise ApiError(400, f"'{name}' must be at most {arg.max_value}, got {number}")
+        if number < arg.min_value:
+            raise ApiError(400, f"'{name}' must be at least {arg.min_value}, got {number}")
         return number
     if arg.type is ArgType.CHOICE:
         if text not in arg.choices:
