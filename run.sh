@@ -109,13 +109,15 @@ case "$mode" in
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     if [ $# -gt 0 ]; then exec "$VENV/bin/python" -m pytest "$@"; fi
+    # Two workers (one per core: most tests wait on an Airflow process); a module stays on one worker.
+    workers=(-n "${TEST_WORKERS:-2}" --dist loadfile)
     say "pytest: the whole suite on Airflow $AIRFLOW_SERIES (SQLite and PostgreSQL)"
-    "$VENV/bin/python" -m pytest
+    "$VENV/bin/python" -m pytest "${workers[@]}"
     # The oldest supported release: its own venv, the reduced suite (tests marked `oldest`).
     old_venv=$ROOT/.venv-airflow-$OLDEST_SERIES
     setup_venv "$old_venv" "$OLDEST_SERIES"
     say "pytest: the reduced suite on Airflow $OLDEST_SERIES"
-    exec "$old_venv/bin/python" -m pytest -m oldest -p no:cacheprovider
+    exec "$old_venv/bin/python" -m pytest "${workers[@]}" -m oldest -p no:cacheprovider
     ;;
   *)
     echo "usage: $0 [--gateway-only] | $0 test [pytest args]" >&2; exit 2

@@ -31,7 +31,7 @@ setup(
     extras_require={
         # What Airflow needs for a PostgreSQL metadata DB: psycopg2 for its sync engine, asyncpg for its async one.
         "postgres": ["apache-airflow[postgres]>=3.2,<3.4"],
-        "test": ["pytest>=8", "pytest-aiohttp>=1.1", "ruff>=0.6", "playwright>=1.45"],
+        "test": ["pytest>=8", "pytest-aiohttp>=1.1", "pytest-xdist>=3.6", "ruff>=0.6", "playwright>=1.45"],
     },
     entry_points={"console_scripts": ["airflow-rest-gateway=gateway.__main__:main"]},
 )
