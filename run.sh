@@ -40,7 +40,7 @@ setup_venv() {
   if [ ! -f "$stamp" ]; then
     say "installing the gateway and apache-airflow $series into $venv (first time: a few minutes)"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" -e '.[test,postgres]' 2>&1 \
+    PYTHONWARNINGS=ignore "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" -e '.[test,postgres]' 2>&1 \
       | grep -v '^WARNING: Location' || true
     "$venv/bin/python" -c 'import gateway, airflow, aiohttp_jinja2, psycopg2, asyncpg' || { echo "install failed" >&2; exit 1; }
     rm -f "$venv"/.installed-*; touch "$stamp"
