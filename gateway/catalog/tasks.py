@@ -128,6 +128,7 @@ APIS: tuple[Api, ...] = (
         args=(dag_id(), Arg("tree", ArgType.BOOL, "Graph of the DAG in DOT format (`dags show`)"), SUBDIR),
         build=build_list_tasks,
         parse=lambda v, out: no_data(v, out) if v.get("tree") else read_lines(v, out),
+        fast_path=True,
         since="0.1 or greater",
     ),
     Api(
@@ -146,6 +147,7 @@ APIS: tuple[Api, ...] = (
         args=(dag_id(), TASK_ID, EXECUTION_DATE, MAP_INDEX, SUBDIR),
         build=build_task_state,
         parse=read_task_state,
+        fast_path=True,
         since="1.0.0 or greater",
     ),
     Api(
@@ -155,6 +157,7 @@ APIS: tuple[Api, ...] = (
         args=(dag_id(), TASK_ID, EXECUTION_DATE, MAP_INDEX, SUBDIR),
         build=build_failed_deps,
         parse=no_data,
+        fast_path=True,
         since="1.8.0 or greater",
     ),
     Api(
