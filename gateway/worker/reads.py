@@ -120,11 +120,33 @@ def _api_client() -> Any:
     return get_current_api_client()
 
 
-def _serialized_dag(session: Session, dag_id: str) -> Any:
-    """The DAG as the scheduler sees it; a DAG never serialized is one only its file knows: the CLI's case."""
+_dags: dict[str, tuple[int, Any]] = {}
+_dags_lock = threading.Lock()
+
+
+def latest_dag(session: Session, dag_id: str) -> Any | None:
+    """The latest serialized DAG (as ``SerializedDagModel.get_dag`` reads it), deserialized once per version:
+    one small query per call finds the latest row; only a new row is read and deserialized again."""
     from airflow.models.serialized_dag import SerializedDagModel
 
-    dag = SerializedDagModel.get_dag(dag_id, session=session)
+    latest = SerializedDagModel.latest_item_select_object(dag_id).with_only_columns(SerializedDagModel.id)
+    row_id = session.scalar(latest)
+    if row_id is None:
+        return None
+    cached = _dags.get(dag_id)
+    if cached is not None and cached[0] == row_id:
+        return cached[1]
+    row = session.get(SerializedDagModel, row_id)
+    dag = row.dag if row is not None else None
+    if dag is not None:
+        with _dags_lock:
+            _dags[dag_id] = (row_id, dag)
+    return dag
+
+
+def _serialized_dag(session: Session, dag_id: str) -> Any:
+    """The DAG as the scheduler sees it; a DAG never serialized is one only its file knows: the CLI's case."""
+    dag = latest_dag(session, dag_id)
     if dag is None:
         raise Fallback(f"DAG {dag_id!r} is not serialized")
     return dag
@@ -158,6 +180,38 @@ def _task_list(args: Namespace, session: Session) -> None:
     _cli("task_command", "task_list")(args, dag=_serialized_dag(session, args.dag_id))
 
 
+def _task_state(args: Namespace, session: Session) -> None:
+    """``tasks state``, as ``task_command.task_state`` does it, on the cached DAG and in our one session."""
+    from airflow.cli.commands.task_command import _get_ti
+
+    if not (dag := latest_dag(session, args.dag_id)):
+        raise SystemExit(f"Can not find dag {args.dag_id!r}")
+    task = dag.get_task(task_id=args.task_id)
+    ti, _ = _get_ti(task, args.map_index, logical_date_or_run_id=args.logical_date_or_run_id, session=session)
+    print(ti.state)
+
+
+def _task_failed_deps(args: Namespace, session: Session) -> None:
+    """``tasks failed-deps``, as ``task_command.task_failed_deps`` does it, on the cached DAG and in our session."""
+    from airflow.cli.commands.task_command import _get_ti
+    from airflow.exceptions import AirflowException
+    from airflow.ti_deps.dep_context import DepContext
+    from airflow.ti_deps.dependencies_deps import SCHEDULER_QUEUED_DEPS
+
+    if not (dag := latest_dag(session, args.dag_id)):  # airflow.utils.cli.get_db_dag's refusal
+        raise AirflowException(f"Dag {args.dag_id!r} could not be found in the database.")
+    task = dag.get_task(task_id=args.task_id)
+    ti, _ = _get_ti(task, args.map_index, logical_date_or_run_id=args.logical_date_or_run_id, session=session)
+    dep_context = DepContext(deps=SCHEDULER_QUEUED_DEPS)
+    failed_deps = list(ti.get_failed_dep_statuses(dep_context=dep_context, session=session))
+    if failed_deps:
+        print("Task instance dependencies not met:")
+        for dep in failed_deps:
+            print(f"{dep.dep_name}: {dep.reason}")
+    else:
+        print("Task instance dependencies are all met.")
+
+
 def _plain(module: str) -> Callable[[Namespace, Session], None]:
     """A command whose own function reads only the database: called as is (with our session where it takes one)."""
 
@@ -182,8 +236,8 @@ COMMANDS: dict[str, Callable[[Namespace, Session], None]] = {
     "dag_list_dags": _list_dags,
     "dag_state": _plain("dag_command"),
     "task_list": _task_list,
-    "task_state": _plain("task_command"),
-    "task_failed_deps": _plain("task_command"),
+    "task_state": _task_state,
+    "task_failed_deps": _task_failed_deps,
 }
 
 
@@ -212,7 +266,10 @@ def cli(session: Session, argv: list[str]) -> Result:
     command = COMMANDS.get(getattr(getattr(args, "func", None), "__name__", ""))
     if args is None or command is None:
         return 200, {"fallback": "not a read the worker answers"}
-    return _as_cli(lambda: command(args, session))
+    try:
+        return _as_cli(lambda: command(args, session))
+    finally:
+        session.rollback()  # a read writes nothing, not even what Airflow's code touched (a TI refreshed from its task)
 
 
 OPERATIONS: dict[str, Callable[..., Result]] = {"read": cli}
