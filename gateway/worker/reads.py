@@ -2,8 +2,8 @@
 
 The gateway sends the argv it would run; Airflow's own parser reads it, and the function behind the
 command (undecorated: no audit-log write, no provider loading per call) runs with those arguments,
-printing into a capture:
-the answer is ``{"exit_code", "stdout", "stderr"}``, as if the command had run. ``SystemExit`` is
+printing into a per-thread capture. The answer is ``{"exit_code", "stdout", "stderr"}``, as if the
+command had run. ``SystemExit`` is
 the CLI's exit; any other exception exits 1 with its last traceback line on stderr, as Python
 prints it. So the gateway reads the answer with the same readers as a forked command's, and the
 two paths cannot differ in ``data``.
@@ -120,27 +120,31 @@ def _api_client() -> Any:
     return get_current_api_client()
 
 
-_dags: dict[str, tuple[int, Any]] = {}
+_dags: dict[str, tuple[Any, Any]] = {}
 _dags_lock = threading.Lock()
 
 
 def latest_dag(session: Session, dag_id: str) -> Any | None:
-    """The latest serialized DAG (as ``SerializedDagModel.get_dag`` reads it), deserialized once per version:
-    one small query per call finds the latest row; only a new row is read and deserialized again."""
+    """The latest serialized DAG (as ``SerializedDagModel.get_dag`` reads it), deserialized once per content:
+    one small query finds the latest row and its hash (Airflow rewrites a row in place while its version has
+    no task instances); only a new row or hash is read and deserialized again."""
     from airflow.models.serialized_dag import SerializedDagModel
 
-    latest = SerializedDagModel.latest_item_select_object(dag_id).with_only_columns(SerializedDagModel.id)
-    row_id = session.scalar(latest)
-    if row_id is None:
+    latest = SerializedDagModel.latest_item_select_object(dag_id).with_only_columns(
+        SerializedDagModel.id, SerializedDagModel.dag_hash
+    )
+    found = session.execute(latest).first()
+    if found is None:
         return None
+    key = tuple(found)
     cached = _dags.get(dag_id)
-    if cached is not None and cached[0] == row_id:
+    if cached is not None and cached[0] == key:
         return cached[1]
-    row = session.get(SerializedDagModel, row_id)
+    row = session.get(SerializedDagModel, key[0])
     dag = row.dag if row is not None else None
     if dag is not None:
         with _dags_lock:
-            _dags[dag_id] = (row_id, dag)
+            _dags[dag_id] = (key, dag)
     return dag
 
 

@@ -103,6 +103,15 @@ async def assert_same(fast: TestClient, forked: TestClient, calls: list[dict[str
     return answers
 
 
+def dag_with_tasks(dag_id: str, *task_ids: str) -> str:
+    return (
+        "import pendulum\nfrom airflow.sdk import DAG\n"
+        "from airflow.providers.standard.operators.empty import EmptyOperator\n"
+        f"with DAG({dag_id!r}, start_date=pendulum.datetime(2024, 1, 1), schedule=None):\n"
+        + "".join(f"    EmptyOperator(task_id={task_id!r})\n" for task_id in task_ids)
+    )
+
+
 def reads(api: str, **params: str) -> dict[str, str]:
     return {"api": api, **params}
 
@@ -151,12 +160,11 @@ async def test_the_same_state_read_both_ways(aiohttp_client: Any, parity_home: P
         body = await call(forked, params)
         assert body["http_response_code"] == 200, body
     assert body["data"]["conf"] == {"fresh": True}  # the trigger's conf, as stored
-    (parity_home / "dags" / f"{UNSERIALIZED}.py").write_text(
-        "import pendulum\nfrom airflow.sdk import DAG\n"
-        "from airflow.providers.standard.operators.empty import EmptyOperator\n"
-        f"with DAG({UNSERIALIZED!r}, start_date=pendulum.datetime(2024, 1, 1), schedule=None):\n"
-        "    EmptyOperator(task_id='b') >> EmptyOperator(task_id='a')\n"
-    )
+    dag_file = parity_home / "dags" / f"{UNSERIALIZED}.py"
+    dag_file.write_text(dag_with_tasks(UNSERIALIZED, "b", "a"))
+    started = fast.app[RUNNER].started
+    body = await call(fast, reads("list_tasks", dag_id=UNSERIALIZED))  # only its file knows it: the CLI answers
+    assert body["data"] == ["a", "b"] and fast.app[RUNNER].started == started + 1
     run_ref = {"dag_id": "gw_probe", "task_id": "hello"}
     answers = await assert_same(
         fast,
@@ -204,7 +212,12 @@ async def test_the_same_state_read_both_ways(aiohttp_client: Any, parity_home: P
     assert by_call[16]["data"] == by_call[17]["data"] == {"state": None}
     assert by_call[18]["http"] == 404 and by_call[19]["http"] == 400
     assert "Task instance dependencies not met:" in by_call[20]["stdout"]
-    assert not any(a.get("forked") for i, a in by_call.items() if i != 12)
+    assert not any(a.get("forked") for a in answers)
+
+    dag_file.write_text(dag_with_tasks(UNSERIALIZED, "b", "a", "c"))  # changed and serialized again
+    assert (await call(forked, {"api": "refresh_dag", "dag_id": UNSERIALIZED}))["http_response_code"] == 200
+    (answer,) = await assert_same(fast, forked, [reads("list_tasks", dag_id=UNSERIALIZED)])
+    assert answer["data"] == ["a", "b", "c"] and not answer["forked"]
 
 
 async def test_concurrent_reads_and_a_write_all_answer(aiohttp_client: Any, parity_home: Path) -> None:
