@@ -53,12 +53,15 @@ def main() -> None:
     channel = socket.socket(fileno=args.fd)
     reader, writer = channel.makefile("rb"), channel.makefile("wb")
 
+    from . import reads
+
+    reads.install_stdout()  # the real stdout is for the ready line; Python's output goes to captures or stderr
+
     import sqlalchemy.orm
     from airflow.providers_manager import ProvidersManager
 
-    from . import operations, reads
+    from . import operations
 
-    reads.install_stdout()  # after the ready line on the real stdout, Python's output goes to stderr
     ProvidersManager().initialize_providers_configuration()  # once, where each CLI command does it per call
     sqlalchemy.orm.configure_mappers()
     operations.run("pools", {})  # first query: compile and connect now, not on the first request

@@ -99,6 +99,7 @@ def _as_cli(command: Callable[[], Any]) -> Result:
     return 200, {"exit_code": exit_code, "stdout": printed.getvalue(), "stderr": stderr}
 
 
+@functools.cache
 def _cli(module: str, name: str) -> Callable[..., Any]:
     """The function behind a CLI command, without its decorators (audit log entry, provider loading, logs).
 
@@ -111,6 +112,11 @@ def _cli(module: str, name: str) -> Callable[..., Any]:
     if getattr(commands, "get_current_api_client", _api_client) is not _api_client:
         commands.get_current_api_client = _api_client
     return inspect.unwrap(getattr(commands, name))
+
+
+@functools.cache
+def _takes_session(function: Callable[..., Any]) -> bool:
+    return "session" in inspect.signature(function).parameters
 
 
 @functools.cache
@@ -221,7 +227,7 @@ def _plain(module: str) -> Callable[[Namespace, Session], None]:
 
     def call(args: Namespace, session: Session) -> None:
         function = _cli(module, args.func.__name__)
-        if "session" in inspect.signature(function).parameters:
+        if _takes_session(function):
             function(args, session=session)
         else:
             function(args)
