@@ -212,6 +212,7 @@ async def test_the_same_state_read_both_ways(aiohttp_client: Any, parity_home: P
     assert by_call[16]["data"] == by_call[17]["data"] == {"state": None}
     assert by_call[18]["http"] == 404 and by_call[19]["http"] == 400
     assert "Task instance dependencies not met:" in by_call[20]["stdout"]
+    assert by_call[20]["data"]["met"] is False and "Dagrun Running" in {d["dep"] for d in by_call[20]["data"]["failed"]}
     assert not any(a.get("forked") for a in answers)
 
     dag_file.write_text(dag_with_tasks(UNSERIALIZED, "b", "a", "c"))  # changed and serialized again

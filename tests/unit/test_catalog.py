@@ -237,3 +237,21 @@ def test_the_fast_path_is_declared_for_the_read_only_apis_only() -> None:
         "version", "variables", "pool", "connections", "list_dags", "list_tasks", "dag_state", "task_state",
         "task_failed_deps",
     }  # fmt: skip
+
+
+def test_failed_deps_are_data_in_a_stable_order() -> None:
+    ref = {"dag_id": "d", "task_id": "t", "execution_date": "r"}
+    printed = (
+        "Task instance dependencies not met:\n"
+        "Trigger Rule: Task's trigger rule 'all_success' requires: 1 upstream\n"
+        "Dag Not Paused: Task's DAG 'd' is paused.\n"
+    )
+    assert read("task_failed_deps", printed, **ref) == {
+        "met": False,
+        "failed": [
+            {"dep": "Dag Not Paused", "reason": "Task's DAG 'd' is paused."},
+            {"dep": "Trigger Rule", "reason": "Task's trigger rule 'all_success' requires: 1 upstream"},
+        ],
+    }
+    met = read("task_failed_deps", "Task instance dependencies are all met.\n", **ref)
+    assert met == {"met": True, "failed": []}
