@@ -71,6 +71,7 @@ def start_gateway(home: Path, mode: str, workdir: Path) -> tuple[subprocess.Pope
         "auth": {"tokens": [{"name": "bench", "token": TOKEN}]},
         "airflow": {"home": str(home), "env": {"AIRFLOW__CORE__LOAD_EXAMPLES": "False"}},
         "runner": {"mode": mode, "max_concurrency": 4, "max_queue": 64},
+        "apis": {"fast_reads": False},  # this compares the runners: every call runs the CLI
     }
     path = workdir / f"{mode}.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -99,6 +99,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         env=settings.child_env(os.environ),
         owner=app[OWNER],
         startup_timeout_s=settings.runner.startup_timeout_s,
+        threads=settings.experimental.threads,
     )
     app[AIRFLOW_WORKER] = worker
     if settings.experimental.warm_at_start:

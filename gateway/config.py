@@ -143,6 +143,9 @@ class RunnerSettings(_Model):
 
 class ApisSettings(_Model):
     disabled: tuple[str, ...] = DEFAULT_DISABLED_APIS
+    #: Read-only APIs (``fast_path`` in the catalog) answered by the Airflow worker without a fork; false: every
+    #: call runs the CLI (the parity test compares the two).
+    fast_reads: bool = True
 
 
 class StreamingSettings(_Model):
@@ -156,8 +159,10 @@ class JobsSettings(_Model):
 
 
 class ExperimentalSettings(_Model):
-    #: Start the Airflow worker with the app (else on the first experimental request).
+    #: Start the Airflow worker with the app (else on the first request it answers).
     warm_at_start: bool = True
+    #: Threads of the Airflow worker: how many of its operations (experimental API, plugin reads) run at once.
+    threads: int = Field(8, ge=1, le=64)
 
 
 class WaitSettings(_Model):
@@ -250,6 +255,7 @@ class Settings:
         self.experimental = file.experimental
         self.audit = file.audit
         self.disabled_apis = frozenset(file.apis.disabled)
+        self.fast_reads = file.apis.fast_reads
 
         home = file.airflow.home or Path(environ.get("AIRFLOW_HOME", "~/airflow"))
         self.airflow_home = home.expanduser().resolve()

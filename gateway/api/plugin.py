@@ -234,7 +234,11 @@ async def _call(
         await check_can_run(worker, values["dag_id"])
     elif fmt is not None:
         return await stream_command(request, reply, api, values, command, fmt)
-    result = await request.config_dict[RUNNER].run(command)
+    runner = request.config_dict[RUNNER]
+    fast = api.fast_path and settings.fast_reads and not waiting
+    result = await worker.read(command, runner.max_output_bytes) if fast else None
+    if result is None:
+        result = await runner.run(command)
     body = reply.result_body(api, values, command.display(), result)
     if body["http_response_code"] == 200 and isinstance(body.get("data"), dict):
         if waiting:

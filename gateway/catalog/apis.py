@@ -39,9 +39,9 @@ _EXAMPLE_VALUES = {ArgType.ID: "value", ArgType.DATE_OR_RUN_ID: "2017-01-02T03:0
 
 def markdown_table() -> str:
     """The API table for the README, generated so it cannot drift from the code."""
-    rows = ["| API | Airflow 3.3 command | Arguments | Kind |", "|---|---|---|---|"]
+    rows = ["| API | Airflow 3.3 command | Arguments | Kind | Answered by |", "|---|---|---|---|---|"]
     for api in APIS:
         args = ", ".join(f"`{a.name}`{'*' if a.required else ''}" for a in api.args if a.accepted) or "-"
         runs = api.gone or api.runs
-        rows.append(f"| `{api.name}` | {runs} | {args} | {api.kind.value} |")
+        rows.append(f"| `{api.name}` | {runs} | {args} | {api.kind.value} | {api.answered_by} |")
     return "\n".join(rows)

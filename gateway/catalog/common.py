@@ -7,9 +7,12 @@ prompting commands get ``-y``; the environment profile keeps Airflow's log noise
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
+from ..output import parse_json
 from ..runner import Command
 from .model import ApiError, Arg, ArgType, Outcome, Values
 
@@ -112,3 +115,45 @@ def no_data(values: Values, stdout: str) -> Outcome:
 
 def read_lines(values: Values, stdout: str) -> Outcome:
     return Outcome(data=[line.strip() for line in stdout.splitlines() if line.strip()])
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def as_bool(text: str) -> Any:
+    return {"True": True, "False": False}.get(text, text)
+
+
+def as_int(text: str) -> Any:
+    return int(text) if _INTEGER.fullmatch(text) else text
+
+
+def as_date(text: str) -> Any:
+    """``str(datetime)`` (``2024-01-02 03:04:05+00:00``) as ISO 8601 (``2024-01-02T03:04:05+00:00``)."""
+    try:
+        return datetime.fromisoformat(text).isoformat()
+    except ValueError:
+        return text
+
+
+#: How one field of a command's JSON output is typed back: its printed text → its JSON value.
+FieldTypes = Mapping[str, Callable[[str], Any]]
+
+
+def typed(value: Any, fields: FieldTypes) -> Any:
+    """Airflow's console prints every value of a row with ``str()`` (``"False"``, ``"128"``): the named fields
+    get their JSON types back, in a row or in a list of rows. Values that are not strings stay as they are."""
+    if isinstance(value, list):
+        return [typed(item, fields) for item in value]
+    if isinstance(value, dict):
+        return {k: fields[k](v) if k in fields and isinstance(v, str) else v for k, v in value.items()}
+    return value
+
+
+def read_typed(fields: FieldTypes) -> Callable[[Values, str], Outcome]:
+    """A reader for ``-o json`` output whose ``fields`` are typed (a command that printed no JSON: no data)."""
+
+    def parse(values: Values, stdout: str) -> Outcome:
+        return Outcome(data=typed(parse_json(stdout), fields))
+
+    return parse

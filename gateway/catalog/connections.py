@@ -130,6 +130,7 @@ APIS: tuple[Api, ...] = (
             Arg("conn_description", ArgType.TEXT, "Description"),
         ),
         build=build_connections,
+        fast_path=True,
         since="1.8.0 or greater",
     ),
 )

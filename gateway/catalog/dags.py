@@ -13,12 +13,18 @@ from .common import (
     INFO_ENV,
     SUBDIR,
     WAIT_TIMEOUT,
+    FieldTypes,
     airflow,
+    as_bool,
+    as_date,
+    as_int,
     dag_id,
     flag,
     no_data,
     opt,
+    read_typed,
     removed,
+    typed,
 )
 from .model import Api, ApiError, Arg, ArgType, Kind, Outcome, Values, parse_date
 
@@ -31,11 +37,32 @@ def read_dag_state(values: Values, stdout: str) -> Outcome:
     return Outcome(data={"state": state, "conf": parse_json(conf) if conf else {}})
 
 
+#: ``dags list`` (its columns and ``DAGResponse``'s others, for a caller's ``columns``) and ``dags report``.
+DAG_FIELDS: FieldTypes = {
+    **dict.fromkeys(("is_paused", "is_stale", "has_import_errors", "has_task_concurrency_limits"), as_bool),
+    **dict.fromkeys(("timetable_partitioned", "timetable_periodic", "is_backfillable"), as_bool),
+    **dict.fromkeys(("max_active_tasks", "max_active_runs", "max_consecutive_failed_dag_runs"), as_int),
+    **dict.fromkeys(("dag_num", "task_num"), as_int),
+    **dict.fromkeys(("last_parsed_time", "last_expired", "next_dagrun_logical_date", "next_dagrun_run_after"), as_date),
+    **dict.fromkeys(("next_dagrun_data_interval_start", "next_dagrun_data_interval_end"), as_date),
+}
+
+#: The run ``dags trigger`` prints.
+RUN_FIELDS: FieldTypes = dict.fromkeys(
+    ("logical_date", "data_interval_start", "data_interval_end", "start_date", "end_date", "last_scheduling_decision"),
+    as_date,
+)
+
+
 def read_trigger(values: Values, stdout: str) -> Outcome:
+    """The run, typed; its ``conf`` as Airflow stored it: the JSON object sent (the CLI prints ``str()`` of each
+    value, so ``true`` would read back as ``"True"``)."""
     parsed = parse_json(stdout)
     if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
-        run = dict(parsed[0])
+        run = typed(parsed[0], RUN_FIELDS)
         run["run_id"] = run.get("dag_run_id")
+        if "conf" in run:
+            run["conf"] = values.get("conf") or {}
         return Outcome(data=run)
     return Outcome(data=parsed)
 
@@ -132,6 +159,8 @@ APIS: tuple[Api, ...] = (
         runs="airflow dags list (report: airflow dags report)",
         args=(Arg("report", ArgType.BOOL, "Show the DagBag loading report"), SUBDIR),
         build=build_list_dags,
+        parse=read_typed(DAG_FIELDS),
+        fast_path=True,
         since="0.1 or greater",
     ),
     Api(
@@ -190,6 +219,7 @@ APIS: tuple[Api, ...] = (
         build=build_dag_state,
         parse=read_dag_state,
         needs_scheduler=True,
+        fast_path=True,
         since="1.8.0 or greater",
     ),
     Api(

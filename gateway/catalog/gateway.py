@@ -27,6 +27,7 @@ APIS: tuple[Api, ...] = (
         runs="airflow version",
         build=lambda v: airflow("version"),
         parse=no_data,
+        fast_path=True,
         since="1.0.0 or greater",
     ),
     Api(

@@ -139,6 +139,10 @@ class Api:
     parse: Callable[[Values, str], Outcome] = _parse_json_output
     #: For the gateway's own APIs (``Kind.CUSTOM``): what answers instead of a command.
     answer: Answerer | None = None
+    #: Read-only: the Airflow worker answers its command in-process (``gateway.worker.reads``: the same function
+    #: and output as the CLI, without a fork); a command it does not answer exactly (a report, a DAG never
+    #: serialized) runs as a CLI process, as do streamed and background calls.
+    fast_path: bool = False
     #: Values of a request that are secret beyond its ``secret`` arguments (a variable named like a password).
     secrets: Callable[[Values], tuple[str, ...]] = lambda values: ()
     kind: Kind = Kind.QUICK
@@ -155,6 +159,13 @@ class Api:
     #: heartbeating, gets a ``warning`` saying so.
     needs_scheduler: bool = False
     notes: str = ""
+
+    @property
+    def answered_by(self) -> str:
+        """Who answers a call, for people (the README table)."""
+        if self.answer is not None or self.kind is Kind.WATCH:
+            return "gateway"
+        return "Airflow worker, else CLI" if self.fast_path else "CLI"
 
     def arg(self, name: str) -> Arg | None:
         for arg in self.args:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..runner import Command
-from .common import airflow, flag, name_arg, one_action
+from .common import airflow, as_bool, as_int, flag, name_arg, one_action, read_typed
 from .model import Api, ApiError, Arg, ArgType, Values
 
 POOL_NAME_CHARS = 256
@@ -62,6 +62,8 @@ APIS: tuple[Api, ...] = (
             name_arg("delete", "Delete a pool", POOL_NAME_CHARS),
         ),
         build=build_pool,
+        parse=read_typed({"slots": as_int, "include_deferred": as_bool}),
+        fast_path=True,
         since="1.8.0 or greater",
         notes="With no action it lists pools.",
     ),

@@ -31,6 +31,15 @@ def read_task_state(values: Values, stdout: str) -> Outcome:
     return Outcome(data={"state": None if state == "None" else state})
 
 
+def read_failed_deps(values: Values, stdout: str) -> Outcome:
+    """``{"met": bool, "failed": [{"dep", "reason"}]}``, sorted by dependency (Airflow checks them in set order)."""
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    if not lines or lines[0] != "Task instance dependencies not met:":
+        return Outcome(data={"met": any("are all met" in line for line in lines), "failed": []})
+    failed = [dict(zip(("dep", "reason"), line.split(": ", 1), strict=False)) for line in lines[1:]]
+    return Outcome(data={"met": False, "failed": sorted(failed, key=lambda d: (d["dep"], d.get("reason", "")))})
+
+
 _NEW_STATE = re.compile(r"new_state=(\w+)")
 
 
@@ -132,6 +141,7 @@ APIS: tuple[Api, ...] = (
         args=(dag_id(), Arg("tree", ArgType.BOOL, "Graph of the DAG in DOT format (`dags show`)"), SUBDIR),
         build=build_list_tasks,
         parse=lambda v, out: no_data(v, out) if v.get("tree") else read_lines(v, out),
+        fast_path=True,
         since="0.1 or greater",
     ),
     Api(
@@ -150,6 +160,7 @@ APIS: tuple[Api, ...] = (
         args=(dag_id(), TASK_ID, EXECUTION_DATE, MAP_INDEX, SUBDIR),
         build=build_task_state,
         parse=read_task_state,
+        fast_path=True,
         since="1.0.0 or greater",
     ),
     Api(
@@ -158,7 +169,8 @@ APIS: tuple[Api, ...] = (
         runs="airflow tasks failed-deps DAG_ID TASK_ID DATE_OR_RUN_ID",
         args=(dag_id(), TASK_ID, EXECUTION_DATE, MAP_INDEX, SUBDIR),
         build=build_failed_deps,
-        parse=no_data,
+        parse=read_failed_deps,
+        fast_path=True,
         since="1.8.0 or greater",
     ),
     Api(

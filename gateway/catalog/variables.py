@@ -106,6 +106,7 @@ APIS: tuple[Api, ...] = (
         build=build_variables,
         parse=read_variable,
         secrets=secret_values,
+        fast_path=True,
         since="1.7.1 or greater",
         notes="With no action it lists variable keys. import/export never touch server paths.",
     ),

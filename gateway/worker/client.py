@@ -8,26 +8,32 @@ import itertools
 import json
 import logging
 import socket
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..runner import OWNER_ENV, RunnerUnavailable
+from ..runner import OWNER_ENV, Command, RunnerUnavailable, RunResult, RunState
 from ..runner.helper import HelperProcess
 
 log = logging.getLogger(__name__)
 
 
 class AirflowWorker:
-    """A persistent process that runs experimental-API operations in-process, so small reads cost milliseconds.
+    """A persistent process that runs the experimental API's operations and the plugin's reads in-process, so
+    small reads cost milliseconds instead of a CLI process each.
 
-    Requests are pipelined over one socket and answered in order; a request that is in flight when the
-    worker dies fails with :class:`RunnerUnavailable` (503), and the next one starts a fresh worker.
+    Requests are pipelined over one socket and run on ``threads`` threads in the worker; replies come back as
+    they finish, matched by id. A request that is in flight when the worker dies fails with
+    :class:`RunnerUnavailable` (503), and the next one starts a fresh worker.
     """
 
-    def __init__(self, *, python: str, env: Mapping[str, str], owner: str, startup_timeout_s: float) -> None:
+    def __init__(
+        self, *, python: str, env: Mapping[str, str], owner: str, startup_timeout_s: float, threads: int = 8
+    ) -> None:
         self.python = python
         self.env = {**env, OWNER_ENV: owner}
         self.startup_timeout_s = startup_timeout_s
+        self.threads = threads
         self.restarts = 0
         self._helper: HelperProcess | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -56,8 +62,8 @@ class AirflowWorker:
         self._helper = HelperProcess(
             python=self.python,
             module="gateway.worker.main",
-            args=("--fd", str(theirs.fileno())),
-            env={**self.env, "PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"},
+            args=("--fd", str(theirs.fileno()), "--threads", str(self.threads)),
+            env={**self.env, "PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR", "NO_COLOR": "1"},
             startup_timeout_s=self.startup_timeout_s,
             pass_fds=(theirs.fileno(),),
         )
@@ -65,7 +71,7 @@ class AirflowWorker:
             await self._helper.start()
         except RunnerUnavailable:
             ours.close()
-            raise RunnerUnavailable("the Airflow worker for the experimental API did not start") from None
+            raise RunnerUnavailable("the Airflow worker did not start") from None
         finally:
             theirs.close()
         reader, self._writer = await asyncio.open_connection(sock=ours, limit=64 << 20)
@@ -98,6 +104,28 @@ class AirflowWorker:
         self._writer.write(json.dumps({"id": request_id, "op": op, "args": args}).encode() + b"\n")
         await self._writer.drain()
         return await future
+
+    async def read(self, command: Command, max_output_bytes: int) -> RunResult | None:
+        """A read-only CLI command answered in-process (:mod:`gateway.worker.reads`), as if it had run; None when
+        the worker does not answer it exactly (or is down, or it printed more than the CLI's cap): run the CLI.
+        """
+        started = time.monotonic()
+        try:
+            status, body = await self.call("read", argv=list(command.argv))
+        except RunnerUnavailable:
+            return None
+        if status != 200 or "fallback" in body:
+            return None
+        if len(body["stdout"].encode()) + len(body["stderr"].encode()) > max_output_bytes:
+            return None  # the CLI path cuts it at the cap and says so
+        return RunResult(
+            state=RunState.SUCCEEDED if body["exit_code"] == 0 else RunState.FAILED,
+            exit_code=body["exit_code"],
+            duration_s=time.monotonic() - started,
+            stdout=body["stdout"],
+            stderr=body["stderr"],
+            truncated=False,
+        )
 
     async def _stop(self) -> None:
         if self._writer is not None:

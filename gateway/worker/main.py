@@ -6,9 +6,11 @@ where fd N is one end of a socketpair. One JSON object a line each way:
     gateway → worker   {"id": 7, "op": "pools", "args": {}}
     worker  → gateway  {"id": 7, "status": 200, "body": [...]}
 
-Operations run one at a time, each in its own DB transaction (SQLite serialises writers anyway).
-It prints one ready line on stdout (see :mod:`gateway.runner.helper`); after that Python's stdout is
-stderr, so nothing but the protocol is ever written to the socket.
+Operations run concurrently on a pool of ``--threads`` threads, each in its own DB session and
+transaction (Airflow's scoped session is per thread), so reads never wait behind each other or behind
+a write; replies go out as they finish, matched by id. It prints one ready line on stdout (see
+:mod:`gateway.runner.helper`); after that Python's stdout is per-thread captured output or stderr
+(:class:`gateway.worker.reads.ThreadStdout`), so nothing but the protocol is ever written to the socket.
 """
 
 from __future__ import annotations
@@ -19,37 +21,56 @@ import os
 import signal
 import socket
 import sys
+import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO
 
 from ..runner import contain
+
+
+def _answer(request: dict[str, Any], writer: BinaryIO, lock: threading.Lock) -> None:
+    from . import operations
+
+    try:
+        status, body = operations.run(request["op"], request.get("args", {}))
+    except Exception as exc:
+        traceback.print_exc()
+        status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
+    line = json.dumps({"id": request["id"], "status": status, "body": body}, default=str).encode() + b"\n"
+    with lock:  # one whole line at a time
+        writer.write(line)
+        writer.flush()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="gateway.worker.main")
     parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args()
     contain.die_with_parent(signal.SIGKILL, args.parent_pid)  # it starts nothing, so it can simply die
-    sys.stdout = sys.stderr  # after the ready line on the real stdout, Python's output goes to stderr
     channel = socket.socket(fileno=args.fd)
     reader, writer = channel.makefile("rb"), channel.makefile("wb")
 
+    from . import reads
+
+    reads.install_stdout()  # the real stdout is for the ready line; Python's output goes to captures or stderr
+
     import sqlalchemy.orm
+    from airflow.providers_manager import ProvidersManager
 
     from . import operations
 
+    ProvidersManager().initialize_providers_configuration()  # once, where each CLI command does it per call
     sqlalchemy.orm.configure_mappers()
     operations.run("pools", {})  # first query: compile and connect now, not on the first request
+    operations.run("read", {"argv": ["pools", "list", "-o", "json"]})  # and the CLI's parser and console
     print(json.dumps({"ready": True, "pid": os.getpid()}), file=sys.__stdout__, flush=True)
-    for line in reader:
-        request = json.loads(line)
-        try:
-            status, body = operations.run(request["op"], request.get("args", {}))
-        except Exception as exc:
-            traceback.print_exc()
-            status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
-        writer.write(json.dumps({"id": request["id"], "status": status, "body": body}, default=str).encode() + b"\n")
-        writer.flush()
+    lock = threading.Lock()
+    with ThreadPoolExecutor(max_workers=args.threads, thread_name_prefix="op") as pool:
+        for line in reader:
+            pool.submit(_answer, json.loads(line), writer, lock)
 
 
 if __name__ == "__main__":

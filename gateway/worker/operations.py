@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
+from . import reads
 from . import runs as run_ops
 
 Result = tuple[int, Any]
@@ -315,6 +316,7 @@ def info(session: Session) -> Result:
 
 OPERATIONS: dict[str, Callable[..., Result]] = {
     **run_ops.OPERATIONS,
+    **reads.OPERATIONS,
     "trigger": trigger,
     "list_runs": list_runs,
     "run_state": run_state,

@@ -121,10 +121,12 @@ async def test_pools_in_both_spellings(client: TestClient) -> None:
     status, body = await call(client, "pool", get=a)
     assert status == 200
     assert body["data"][0] | {"team_name": None} == {
-        "pool": a, "slots": "5", "description": "nightly jobs", "include_deferred": "False", "team_name": None
+        "pool": a, "slots": 5, "description": "nightly jobs", "include_deferred": False, "team_name": None
     }  # fmt: skip
     _, body = await call(client, "pool")
     assert {p["pool"] for p in body["data"]} >= {a, b, "default_pool"}
+    default = next(p for p in body["data"] if p["pool"] == "default_pool")
+    assert default["slots"] == 128 and default["include_deferred"] is False
     assert (await call(client, "pool", delete=a))[0] == 200
     status, body = await call(client, "pool", get=a)
     assert status == 404 and "does not exist" in body["error"]
@@ -134,7 +136,7 @@ async def test_pause_and_unpause_round_trip(client: TestClient) -> None:
     status, body = await call(client, "unpause", dag_id="gw_probe")
     assert status == 200 and body["data"]["is_paused"] is False
     _, listed = await call(client, "list_dags")
-    assert {d["dag_id"]: d["is_paused"] for d in listed["data"]}["gw_probe"] == "False"
+    assert {d["dag_id"]: d["is_paused"] for d in listed["data"]}["gw_probe"] is False
     status, body = await call(client, "pause", dag_id="gw_probe")
     assert (status, body["data"]) == (200, {"dag_id": "gw_probe", "is_paused": True, "changed": True})
     status, body = await call(client, "pause", dag_id="gw_probe")
@@ -150,6 +152,7 @@ async def test_trigger_then_read_its_state(client: TestClient) -> None:
     assert body["data"]["run_id"] == run_id
     assert body["data"]["logical_date"].startswith(logical_date[:10])
     assert body["data"]["conf"] == {"who": "gateway"}
+    assert body["data"]["logical_date"] == datetime.fromisoformat(logical_date).isoformat()
 
     status, body = await call(client, "dag_state", dag_id="gw_probe", execution_date=run_id)
     assert status == 200 and body["data"] == {"state": "queued", "conf": {"who": "gateway"}}
@@ -161,6 +164,15 @@ async def test_trigger_then_read_its_state(client: TestClient) -> None:
     status, body = await call(client, "trigger_dag", dag_id="gw_probe", exec_date=logical_date)
     # SQLite: "UNIQUE constraint failed: ..."; PostgreSQL: "DETAIL: Key (dag_id, logical_date)=(...) already exists."
     assert status == 409 and ("UNIQUE constraint failed" in body["error"] or "already exists" in body["error"])
+
+
+async def test_trigger_returns_the_conf_as_stored(client: TestClient) -> None:
+    conf = {"fresh": True, "n": 1, "ratio": 0.5, "none": None, "nested": {"list": [False, "True"]}, "text": "ü"}
+    status, body = await call(client, "trigger_dag", dag_id="gw_probe", run_id=unique("conf"), conf=json.dumps(conf))
+    assert status == 200, body
+    assert body["data"]["conf"] == conf and body["data"]["conf"]["fresh"] is True
+    status, body = await call(client, "dag_state", dag_id="gw_probe", execution_date=body["data"]["run_id"])
+    assert status == 200 and body["data"]["conf"] == conf  # what Airflow stored
 
 
 async def test_trigger_without_options_returns_the_generated_run_id(client: TestClient) -> None:

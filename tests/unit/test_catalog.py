@@ -195,3 +195,63 @@ def test_every_api_is_consistent() -> None:
 def test_readme_api_table_matches_the_catalog() -> None:
     readme = (REPO / "README.md").read_text()
     assert markdown_table() in readme, "README's API table is stale: paste `python -m gateway.catalog`"
+
+
+def read(api: str, stdout: str, **raw: Any) -> Any:
+    entry = CATALOG[api]
+    return entry.parse(validate(entry, raw), stdout).data
+
+
+def test_pools_are_typed_as_airflow_stores_them() -> None:
+    printed = '[{"pool": "p", "slots": "128", "description": "7", "include_deferred": "False", "team_name": null}]\n'
+    assert read("pool", printed) == [
+        {"pool": "p", "slots": 128, "description": "7", "include_deferred": False, "team_name": None}
+    ]
+    assert read("pool", printed, get="p")[0]["slots"] == 128
+
+
+def test_list_dags_is_typed_and_other_fields_stay_text() -> None:
+    printed = '[{"dag_id": "d", "owners": ["True"], "is_paused": "False", "max_active_runs": "16", "fileloc": "1"}]'
+    assert read("list_dags", printed) == [
+        {"dag_id": "d", "owners": ["True"], "is_paused": False, "max_active_runs": 16, "fileloc": "1"}
+    ]
+    assert read("list_dags", '[{"file": "a.py", "dag_num": "3", "task_num": "6"}]', report="true") == [
+        {"file": "a.py", "dag_num": 3, "task_num": 6}
+    ]
+
+
+def test_a_trigger_reports_its_conf_as_stored_and_dates_as_iso_8601() -> None:
+    printed = (
+        '[{"conf": {"fresh": "True", "n": "1"}, "dag_run_id": "r", "logical_date": "2024-01-02 03:04:05+00:00", '
+        '"start_date": null, "state": "queued"}]'
+    )
+    data = read("trigger_dag", printed, dag_id="d", conf='{"fresh": true, "n": 1}')
+    assert data["conf"] == {"fresh": True, "n": 1} and data["conf"]["fresh"] is True
+    assert data["logical_date"] == "2024-01-02T03:04:05+00:00" and data["start_date"] is None
+    assert data["run_id"] == "r"
+    assert read("trigger_dag", printed.replace('{"fresh": "True", "n": "1"}', "{}"), dag_id="d")["conf"] == {}
+
+
+def test_the_fast_path_is_declared_for_the_read_only_apis_only() -> None:
+    assert {api.name for api in APIS if api.fast_path} == {
+        "version", "variables", "pool", "connections", "list_dags", "list_tasks", "dag_state", "task_state",
+        "task_failed_deps",
+    }  # fmt: skip
+
+
+def test_failed_deps_are_data_in_a_stable_order() -> None:
+    ref = {"dag_id": "d", "task_id": "t", "execution_date": "r"}
+    printed = (
+        "Task instance dependencies not met:\n"
+        "Trigger Rule: Task's trigger rule 'all_success' requires: 1 upstream\n"
+        "Dag Not Paused: Task's DAG 'd' is paused.\n"
+    )
+    assert read("task_failed_deps", printed, **ref) == {
+        "met": False,
+        "failed": [
+            {"dep": "Dag Not Paused", "reason": "Task's DAG 'd' is paused."},
+            {"dep": "Trigger Rule", "reason": "Task's trigger rule 'all_success' requires: 1 upstream"},
+        ],
+    }
+    met = read("task_failed_deps", "Task instance dependencies are all met.\n", **ref)
+    assert met == {"met": True, "failed": []}
