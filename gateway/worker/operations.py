@@ -7,6 +7,9 @@ Airflow 2 crashed with an HTML 500 answer a 400/404 ``{"error"}`` here.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -336,12 +339,26 @@ OPERATIONS: dict[str, Callable[..., Result]] = {
 }
 
 
+#: Operations that write. SQLite allows one writer at a time and answers another "database is locked"
+#: once its busy timeout passes, which a few slow writers side by side can reach: there they take turns.
+WRITES = frozenset({"trigger", "set_paused", "delete", "create_pool", "delete_pool"})
+_sqlite_writer = threading.Lock()
+
+
+@functools.cache
+def _on_sqlite() -> bool:
+    from airflow import settings
+
+    return settings.engine is not None and settings.engine.dialect.name == "sqlite"
+
+
 def run(op: str, args: dict[str, Any]) -> Result:
     """One operation in its own transaction: committed when it succeeds, rolled back when it fails."""
     from airflow import settings
 
+    one_writer = _sqlite_writer if op in WRITES and _on_sqlite() else contextlib.nullcontext()
     try:
-        with create_session() as session:
+        with one_writer, create_session() as session:
             return OPERATIONS[op](session, **args)
     except ApiError as exc:
         return exc.status, {"error": exc.message}

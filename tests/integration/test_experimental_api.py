@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import random
 from datetime import UTC, datetime, timedelta
@@ -69,6 +70,19 @@ async def test_trigger_without_a_date_gets_a_logical_date_and_airflow_2_run_id(c
     assert body["run_id"] == f"manual__{body['execution_date']}"
     status, state = await get(client, f"/dags/gw_probe/dag_runs/{body['run_id']}")
     assert (status, state) == (200, {"state": "queued"})
+
+
+async def test_concurrent_writes_all_succeed_on_every_database(client: TestClient) -> None:
+    """The worker runs operations side by side (on SQLite its writes take turns)."""
+    dates = [fresh_date(hour) for hour in range(12)]
+    triggers = [post(client, "/dags/gw_probe/dag_runs", {"execution_date": d.isoformat()}) for d in dates]
+    names = [f"exp_concurrent_{d.timestamp():.0f}" for d in dates[:6]]
+    pools = [post(client, "/pools", {"name": n, "slots": 2, "description": "concurrent"}) for n in names]
+    reads = [get(client, "/pools") for _ in range(6)]
+    answers = await asyncio.gather(*triggers, *pools, *reads)
+    assert [status for status, _ in answers] == [200] * len(answers), [b for s, b in answers if s != 200]
+    deleted = await asyncio.gather(*(client.delete(f"{API}/pools/{n}", headers=AUTH) for n in names))
+    assert [resp.status for resp in deleted] == [200] * len(names)
 
 
 async def test_trigger_with_dates_and_microseconds(client: TestClient) -> None:
