@@ -26,7 +26,7 @@ from gateway.output import parse_json
 from ..conftest import Homes
 from ..support import AUTH, settings_dict
 
-pytestmark = [pytest.mark.integration, pytest.mark.databases("sqlite", "postgresql")]
+pytestmark = [pytest.mark.integration, pytest.mark.databases("sqlite", "postgresql"), pytest.mark.oldest]
 PLUGIN = "/admin/rest_api/api"
 SUFFIX = uuid.uuid4().hex[:6]
 UNICODE = "héllo wörld ✓ 日本語 🚀"
