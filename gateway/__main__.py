@@ -24,7 +24,7 @@ def _announce(settings: Settings, host: str, port: int) -> None:
     url = f"http://{host}:{port}{settings.server.base_path}"
     print(
         f"airflow-rest-gateway {__version__} on {url}  (AIRFLOW_HOME={settings.airflow_home}, "
-        f"runner: {settings.runner_mode})",
+        f"runner: {settings.runner_mode}, jobs: {'postgresql' if settings.job_store_url else 'files'})",
         flush=True,
     )
     print(f"  plugin API: {url}/admin/rest_api/api?api=version   test page: {url}/admin/rest_api/", flush=True)
@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"airflow-rest-gateway: invalid config: {exc}", file=sys.stderr)
         sys.exit(2)
-    tokens_anywhere = LogFilter(Masker(token_digests=frozenset(t.sha256 for t in settings.tokens)))
+    secrets_anywhere = Masker(token_digests=frozenset(t.sha256 for t in settings.tokens))
+    secrets_anywhere.add_uri(settings.job_store_url)
+    tokens_anywhere = LogFilter(secrets_anywhere)
     for handler in logging.getLogger().handlers:
         handler.addFilter(tokens_anywhere)
     host = args.host or settings.server.host
