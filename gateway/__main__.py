@@ -13,6 +13,7 @@ from . import __version__
 from .app import create_app
 from .audit import AccessLogger
 from .config import ConfigError, Settings, load_settings
+from .errors import ApiError
 from .masking import LogFilter, Masker, token_digest
 from .protocol import answer_protocol_errors_as_json
 from .runner import contain
@@ -91,6 +92,14 @@ def main(argv: list[str] | None = None) -> None:
     _announce(settings, host, port)
     settings.generated_token = None
     answer_protocol_errors_as_json()
+    try:
+        _serve(settings, host, port)
+    except ApiError as exc:  # a resource the app needs from the start (the job store) is unavailable
+        print(f"airflow-rest-gateway: cannot start: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
     # handler_cancellation: a client that hangs up cancels its request, which kills its command's process group.
     web.run_app(
         create_app(settings),

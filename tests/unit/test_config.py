@@ -221,3 +221,28 @@ def test_a_shared_job_store_with_a_generated_token_is_refused() -> None:
         parse_settings({"jobs": {"store": JOB_STORE_URL}}, environ={})
     assert "configure auth.tokens" in str(refused.value) and "pw-of-the-job-store" not in str(refused.value)
     assert parse_settings({"jobs": {"store": JOB_STORE_URL}, "auth": {"disabled": True}}, environ={}).job_store_url
+
+
+def test_replicas_without_tokens_or_without_their_database_do_not_start(tmp_path: Path) -> None:
+    """Exit 2 (configure tokens) before anything; exit 1 when PostgreSQL cannot be reached; the URL shown nowhere."""
+    from ..support import free_port
+
+    url = f"postgresql://gw:pw-of-the-job-store@127.0.0.1:{free_port()}/airflow"
+    for auth, status, says in (
+        ("{}", 2, "configure auth.tokens"),
+        ("{tokens: [{name: a, token_sha256: '" + "0" * 64 + "'}]}", 1, "job store (PostgreSQL) is unavailable"),
+    ):
+        config = tmp_path / "gw.yaml"
+        config.write_text(
+            f"airflow: {{home: {tmp_path}, executable: /bin/false}}\nrunner: {{mode: exec}}\n"
+            f"experimental: {{warm_at_start: false}}\nauth: {auth}\njobs: {{store: '{url}'}}\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "--config", str(config), "--port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == status, done.stderr
+        assert says in done.stderr
+        assert "pw-of-the-job-store" not in done.stdout + done.stderr
