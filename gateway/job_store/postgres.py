@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -131,7 +131,6 @@ class PostgresStore(JobStore):
         masker = Masker()
         masker.add_uri(url)
         self._masker = masker
-        self._url = url
         self.replica = replica
         self.lease_s = lease_s
         self.poll_s = poll_s
@@ -262,13 +261,14 @@ class PostgresStore(JobStore):
         for (job_id,) in rows:
             self._on_cancel(job_id)
 
-    async def _every(self, interval_s: float, work: Any) -> None:
+    async def _every(self, interval_s: float, work: Callable[[], Awaitable[None]]) -> None:
+        """``work`` every ``interval_s``; a failure is logged and the next round tries again (the lease must go on)."""
         while True:
             await asyncio.sleep(interval_s)
             try:
                 await work()
-            except (ApiError, psycopg.Error) as exc:
-                log.warning("job store: %s", self._masker.text(str(exc)))
+            except Exception as exc:
+                log.warning("job store: %s: %s", type(exc).__name__, self._masker.text(str(exc)))
 
     async def _listen(self, listening: asyncio.Event) -> None:
         """Wake followers and cancel jobs as notifications come; reconnect after a failure (polling covers the gap)."""
