@@ -10,7 +10,7 @@ from gateway.config import FileSettings
 
 from ..support import REPO
 
-FILE_NAME = re.compile(r"[\w./-]+\.(?:py|html|js|css|yaml|yaml\.in|conf|md|sh)\b")
+FILE_NAME = re.compile(r"[\w./-]+\.(?:py|html|js|css|yaml\.in|yaml|conf|md|sh)\b")
 
 
 def test_the_example_config_is_valid_and_every_value_in_it_is_the_default() -> None:
