@@ -74,9 +74,9 @@ async def test_a_paused_dag_is_refused_before_anything_is_triggered(client: Test
     assert await run_ids(client, dag_id) == []
 
 
-@pytest.mark.parametrize("timeout", ["0", "-1", "abc", "1e3", "99999999", "nan"])
-async def test_a_bad_wait_timeout_is_a_400(client: TestClient, timeout: str) -> None:
-    status, body = await call(client, "trigger_dag", dag_id="gw_probe", wait="true", wait_timeout_s=timeout)
+@pytest.mark.parametrize("wait_timeout", ["0", "-1", "abc", "1e3", "99999999", "nan"])
+async def test_a_bad_wait_timeout_is_a_400(client: TestClient, wait_timeout: str) -> None:
+    status, body = await call(client, "trigger_dag", dag_id="gw_probe", wait="true", wait_timeout_s=wait_timeout)
     assert status == 400 and "wait_timeout_s" in body["output"], body
 
 
