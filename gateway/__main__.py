@@ -13,6 +13,7 @@ from . import __version__
 from .app import create_app
 from .audit import AccessLogger
 from .config import ConfigError, Settings, load_settings
+from .errors import ApiError
 from .masking import LogFilter, Masker, token_digest
 from .protocol import answer_protocol_errors_as_json
 from .runner import contain
@@ -24,7 +25,7 @@ def _announce(settings: Settings, host: str, port: int) -> None:
     url = f"http://{host}:{port}{settings.server.base_path}"
     print(
         f"airflow-rest-gateway {__version__} on {url}  (AIRFLOW_HOME={settings.airflow_home}, "
-        f"runner: {settings.runner_mode})",
+        f"runner: {settings.runner_mode}, jobs: {'postgresql' if settings.job_store_url else 'files'})",
         flush=True,
     )
     print(f"  plugin API: {url}/admin/rest_api/api?api=version   test page: {url}/admin/rest_api/", flush=True)
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"airflow-rest-gateway: invalid config: {exc}", file=sys.stderr)
         sys.exit(2)
-    tokens_anywhere = LogFilter(Masker(token_digests=frozenset(t.sha256 for t in settings.tokens)))
+    secrets_anywhere = Masker(token_digests=frozenset(t.sha256 for t in settings.tokens))
+    secrets_anywhere.add_uri(settings.job_store_url)
+    tokens_anywhere = LogFilter(secrets_anywhere)
     for handler in logging.getLogger().handlers:
         handler.addFilter(tokens_anywhere)
     host = args.host or settings.server.host
@@ -89,6 +92,14 @@ def main(argv: list[str] | None = None) -> None:
     _announce(settings, host, port)
     settings.generated_token = None
     answer_protocol_errors_as_json()
+    try:
+        _serve(settings, host, port)
+    except ApiError as exc:  # a resource the app needs from the start (the job store) is unavailable
+        print(f"airflow-rest-gateway: cannot start: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
     # handler_cancellation: a client that hangs up cancels its request, which kills its command's process group.
     web.run_app(
         create_app(settings),

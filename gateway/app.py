@@ -17,6 +17,7 @@ from .auth import TokenAuth
 from .catalog import DATA_ENV
 from .config import Settings
 from .families import mount
+from .job_store import make_store
 from .job_table import Jobs
 from .keys import (
     AIRFLOW_WORKER,
@@ -92,8 +93,6 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         app[DAEMONS], settings.services.run, settings.state_dir / "services", settings.services.restart_delay_s
     )
     app[SERVICES].start()
-    app[JOBS] = Jobs(settings.state_dir / "jobs", settings.jobs.retention_s)
-    app[JOBS].load()
     worker = app.get(SHARED_AIRFLOW_WORKER) or AirflowWorker(
         python=settings.airflow_python,
         env=settings.child_env(os.environ),
@@ -106,11 +105,20 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         worker.warm()
     yield
     await app[SERVICES].close()
-    await app[JOBS].close()
     if SHARED_AIRFLOW_WORKER not in app:
         await worker.close()
     if owned:
         await backend.close()
+
+
+async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The job store (files, or PostgreSQL connections and this replica's lease) and this gateway's running jobs."""
+    settings = app[SETTINGS]
+    jobs = Jobs(make_store(settings, app[OWNER]), settings.jobs.retention_s, settings.jobs.poll_s)
+    await jobs.open()
+    app[JOBS] = jobs
+    yield
+    await jobs.close()
 
 
 async def _close(audit: AuditLog) -> None:
@@ -143,6 +151,8 @@ def create_app(
     app[OWNER] = f"gw-{os.getpid()}-{secrets.token_hex(4)}"
     app[DEPLOY_LOCK] = asyncio.Lock()
     app.cleanup_ctx.append(_runner_ctx)
+    # After the runner: closed first, so running jobs are cancelled while their runner is still there.
+    app.cleanup_ctx.append(_jobs_ctx)
     app.on_cleanup.append(lambda _: _close(audit))
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(page.template_dir()), autoescape=True)
 

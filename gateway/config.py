@@ -154,8 +154,59 @@ class StreamingSettings(_Model):
 
 
 class JobsSettings(_Model):
+    """Where background jobs live: ``files`` (one gateway) or PostgreSQL (replicas share it; docs/replicas.md)."""
+
     #: Finished jobs (and their logs) are kept this long.
     retention_s: float = Field(7 * 24 * 3600.0, gt=0)
+    #: ``files``; ``postgresql://…`` (a secret: never logged); or ``postgresql`` with the URL in store_env/store_file.
+    store: str = Field("files", repr=False)
+    store_env: str | None = None
+    store_file: Path | None = None
+    #: PostgreSQL: followers and cancel requests are also checked this often (LISTEN/NOTIFY wakes them sooner).
+    poll_s: float = Field(1.0, gt=0)
+    #: PostgreSQL: a replica silent this long is gone, and its running jobs are ``lost``.
+    lease_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_store_source(self) -> JobsSettings:
+        sources = [k for k in ("store_env", "store_file") if getattr(self, k) is not None]
+        if self.store == "files":
+            if sources:
+                raise ValueError(f"{sources[0]} needs store: postgresql")
+        elif self.store == "postgresql":
+            if len(sources) != 1:
+                raise ValueError("store: postgresql takes its URL from exactly one of store_env, store_file")
+        elif _is_postgres_url(self.store):
+            if sources:
+                raise ValueError("store is a URL already: drop store_env/store_file")
+        else:
+            # The value may be a mistyped URL with a password: never echoed.
+            raise ValueError("store must be files, postgresql (with store_env or store_file) or a postgresql:// URL")
+        return self
+
+    def store_url(self, environ: Mapping[str, str]) -> str | None:
+        """The PostgreSQL URL (a secret), or None for the files store."""
+        if self.store == "files":
+            return None
+        if _is_postgres_url(self.store):
+            return self.store
+        if self.store_env is not None:
+            if self.store_env not in environ:
+                raise ConfigError(f"jobs.store_env: environment variable {self.store_env} is not set")
+            url, where = environ[self.store_env].strip(), "jobs.store_env"
+        else:
+            assert self.store_file is not None
+            try:
+                url, where = self.store_file.read_text(encoding="utf-8").strip(), "jobs.store_file"
+            except OSError as exc:
+                raise ConfigError(f"jobs.store_file: {exc.strerror}: {self.store_file}") from None
+        if not _is_postgres_url(url):
+            raise ConfigError(f"{where}: the value is not a postgresql:// URL (not shown: it may hold a password)")
+        return url
+
+
+def _is_postgres_url(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))
 
 
 class ExperimentalSettings(_Model):
@@ -296,8 +347,16 @@ class Settings:
             elif not self.auth_disabled:
                 self.generated_token = secrets.token_urlsafe(24)
                 self.tokens = (Token("generated", token_digest(self.generated_token), ("*",)),)
+        #: The PostgreSQL job store's URL (a secret), or None: the files store.
+        self.job_store_url = file.jobs.store_url(environ)
+        if self.job_store_url is not None and self.generated_token is not None:
+            raise ConfigError(
+                "jobs.store: replicas sharing a PostgreSQL job store must accept the same tokens, and each would "
+                "generate its own: configure auth.tokens"
+            )
         #: Environment variables holding secrets; children never inherit them.
-        self.secret_env_names = frozenset(t.token_env for t in file.auth.tokens if t.token_env)
+        secret_envs = [t.token_env for t in file.auth.tokens] + [file.jobs.store_env]
+        self.secret_env_names = frozenset(name for name in secret_envs if name)
         self.dags_folder = self._dags_folder(environ)
 
     def child_env(self, base: Mapping[str, str]) -> dict[str, str]:

@@ -1,118 +1,66 @@
 """Background runs ("jobs"): started with ``async=true``, followed, replayed and cancelled under ``/api/jobs``.
 
-A job's output is written as it arrives to ``<state_dir>/jobs/<id>.log``, one JSON event per line
-(``{"stream", "text"}``), so a byte ``offset`` is a resumable position for replay and live follow.
-Its metadata is kept beside it in ``<id>.json``. After a gateway restart, finished jobs (and their
-logs) are still there; jobs that were running are marked ``lost``. Files older than
-``jobs.retention_s`` are removed.
+:class:`Jobs` is what is per gateway process: the asyncio task running each of *this* gateway's jobs (its
+command's process group lives and dies with the task). Everything shared — jobs, their output events,
+cancel requests, retention — is the job store's (:mod:`gateway.job_store`): files for one gateway,
+PostgreSQL for replicas, where any replica answers for any job. An offset (``next_offset``) is the one
+resume token: replaying or following from it neither loses nor repeats a line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from .errors import ApiError
+from .job_store import Event, Job, JobStore
+from .job_store.base import STOPPED_WHILE_RUNNING, Wakeups
 from .masking import Masker
 from .runner import Command, Lines, Overloaded, Run, RunState
 
+__all__ = ["Job", "Jobs"]
+
 log = logging.getLogger(__name__)
 
-FINISHED = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED, RunState.TIMED_OUT, RunState.LOST})
 Starter = Callable[[Command], AbstractAsyncContextManager[Run]]
-
-
-@dataclass
-class Job:
-    id: str
-    api: str
-    command: str
-    #: The token that started it (its name, never the secret).
-    owner: str
-    state: RunState
-    created_at: float
-    started_at: float | None = None
-    finished_at: float | None = None
-    exit_code: int | None = None
-    error: str | None = None
-    daemon: bool = False
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINISHED
-
-    def public(self) -> dict[str, Any]:
-        body = asdict(self)
-        body["state"] = self.state.value
-        for key in ("created_at", "started_at", "finished_at"):
-            if body[key] is not None:
-                body[key] = datetime.fromtimestamp(body[key], UTC).isoformat()
-        body["duration_s"] = round((self.finished_at or time.time()) - self.started_at, 3) if self.started_at else None
-        return body
+#: A replay answers about this much of the log at most; ``next_offset`` continues it.
+READ_MAX_BYTES = 1 << 20
+#: How long ``DELETE`` waits for another replica to report the job it was asked to cancel has ended.
+REMOTE_CANCEL_WAIT_S = 10.0
 
 
 class Jobs:
-    """The job table: in memory, mirrored to files so a restart loses nothing finished."""
+    """This gateway's running jobs, over the shared store."""
 
-    def __init__(self, directory: Path, retention_s: float) -> None:
-        self.directory = directory
+    def __init__(self, store: JobStore, retention_s: float, poll_s: float) -> None:
+        self.store = store
         self.retention_s = retention_s
-        self._jobs: dict[str, Job] = {}
+        self.poll_s = poll_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._changed: dict[str, asyncio.Event] = {}
+        #: This gateway's unfinished jobs, as their tasks update them.
+        self._running: dict[str, Job] = {}
 
-    def load(self) -> None:
-        """Read what a previous gateway left; running jobs it left are ``lost``."""
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for meta in self.directory.glob("*.json"):
-            try:
-                data = json.loads(meta.read_text())
-                job = Job(**{**data, "state": RunState(data["state"])})
-            except (OSError, ValueError, TypeError) as exc:
-                log.warning("ignoring unreadable job file %s: %s", meta, exc)
-                continue
-            if not job.finished:
-                job.state, job.finished_at = RunState.LOST, time.time()
-                job.error = "The gateway stopped while this job was running"
-                self._save(job)
-            self._jobs[job.id] = job
-        self.prune()
+    async def open(self) -> None:
+        await self.store.open(self._cancel_requested)
+        await self.store.prune(self.retention_s)
 
-    def prune(self) -> None:
-        horizon = time.time() - self.retention_s
-        for job in list(self._jobs.values()):
-            if job.finished and (job.finished_at or 0) < horizon:
-                del self._jobs[job.id]
-                self._changed.pop(job.id, None)
-                for suffix in (".json", ".log"):
-                    (self.directory / f"{job.id}{suffix}").unlink(missing_ok=True)
+    async def get(self, job_id: str) -> Job | None:
+        return await self.store.get(job_id)
 
-    def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
+    async def newest_first(self) -> list[Job]:
+        return await self.store.newest_first()
 
-    def newest_first(self) -> list[Job]:
-        return sorted(self._jobs.values(), key=lambda job: job.created_at, reverse=True)
-
-    def log_path(self, job: Job) -> Path:
-        return self.directory / f"{job.id}.log"
-
-    def submit(
+    async def submit(
         self, api: str, command: Command, owner: str, start: Starter, masker: Masker | None = None, daemon: bool = False
     ) -> Job:
         """Start ``command`` in the background; everything it prints goes to the job's log masked with ``masker``."""
         masker = masker or Masker()
-        self.prune()
+        await self.store.prune(self.retention_s)
         job = Job(
             id=secrets.token_hex(8),
             api=api,
@@ -122,10 +70,8 @@ class Jobs:
             created_at=time.time(),
             daemon=daemon,
         )
-        self._jobs[job.id] = job
-        self._changed[job.id] = asyncio.Event()
-        self.log_path(job).touch(mode=0o600)
-        self._save(job)
+        await self.store.create(job)
+        self._running[job.id] = job
         self._tasks[job.id] = asyncio.create_task(self._execute(job, command, start, masker))
         return job
 
@@ -133,12 +79,11 @@ class Jobs:
         try:
             async with start(command) as run:
                 job.state, job.started_at = RunState.RUNNING, time.time()
-                self._save(job)
+                await self.store.save(job)
                 lines = Lines()
-                with self._open_log(job) as out:
-                    async for chunk in run.output():
-                        self._append(out, lines.feed(chunk), job, masker)
-                    self._append(out, lines.rest(), job, masker)
+                async for chunk in run.output():
+                    await self._append(job, lines.feed(chunk), masker)
+                await self._append(job, lines.rest(), masker)
             job.state, job.exit_code = run.state, run.exit_code
             job.error = run.lost
             if run.lost:
@@ -153,78 +98,73 @@ class Jobs:
         finally:
             job.finished_at = time.time()
             job.error = masker.text(job.error) if job.error else job.error
-            self._save(job)
+            try:
+                await self.store.save(job)
+            except Exception:
+                log.exception("job %s ended %s, which could not be saved", job.id, job.state.value)
             self._tasks.pop(job.id, None)
-            self._notify(job)
+            self._running.pop(job.id, None)
 
-    def _open_log(self, job: Job) -> Any:
-        # Local appends of a few lines: cheaper inline than a thread hop per line.
-        return open(self.log_path(job), "a", encoding="utf-8")
+    async def _append(self, job: Job, lines: list[tuple[str, str]], masker: Masker) -> None:
+        if lines:
+            await self.store.append(job.id, [{"stream": stream, "text": masker.text(text)} for stream, text in lines])
 
-    def _append(self, out: Any, lines: list[tuple[str, str]], job: Job, masker: Masker) -> None:
-        if not lines:
-            return
-        for stream, text in lines:
-            out.write(json.dumps({"stream": stream, "text": masker.text(text)}) + "\n")
-        out.flush()
-        self._notify(job)
+    def _cancel_requested(self, job_id: str) -> None:
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
 
-    def _notify(self, job: Job) -> None:
-        event = self._changed.get(job.id)
-        if event is not None:
-            event.set()
-            self._changed[job.id] = asyncio.Event()
-
-    def _save(self, job: Job) -> None:
-        path = self.directory / f"{job.id}.json"
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(asdict(job) | {"state": job.state.value}))
-        temporary.replace(path)
-
-    async def cancel(self, job: Job) -> None:
+    async def cancel(self, job: Job) -> Job:
+        """Stop ``job`` wherever it runs; its state once it ended (or, if its replica is slow to say, as it is)."""
         task = self._tasks.get(job.id)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        else:
+            await self.store.request_cancel(job.id)
+            deadline = time.monotonic() + REMOTE_CANCEL_WAIT_S
+            while not job.finished and time.monotonic() < deadline:
+                waiter = self.store.wakeups.waiter(job.id)
+                job = await self.store.get(job.id) or job
+                if not job.finished:
+                    await Wakeups.wait(waiter, self.poll_s)
+        return await self.store.get(job.id) or job
 
-    def check_offset(self, job: Job, offset: int) -> None:
-        """An offset is the start of an event: 0, or a position right after a newline, within the log."""
-        with open(self.log_path(job), "rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            if offset > size:
-                raise ApiError(400, f"'offset' {offset} is past the end of the log ({size} bytes so far)")
-            if offset > 0:
-                handle.seek(offset - 1)
-                if handle.read(1) != b"\n":
-                    raise ApiError(400, f"'offset' {offset} is not the start of an event; use a next_offset value")
+    async def check_offset(self, job: Job, offset: int) -> None:
+        """Refuse (400) an offset no ``next_offset`` could have been."""
+        problem = await self.store.check_offset(job.id, offset)
+        if problem is not None:
+            raise ApiError(400, problem)
 
-    def read(self, job: Job, offset: int, max_bytes: int = 1 << 20) -> tuple[list[dict[str, Any]], int]:
-        """Events from byte ``offset`` (whole lines only) and the offset to continue from."""
-        with open(self.log_path(job), "rb") as handle:
-            handle.seek(offset)
-            data = handle.read(max_bytes)
-        end = data.rfind(b"\n") + 1
-        events = [json.loads(line) for line in data[:end].splitlines() if line]
-        return events, offset + end
+    async def read(self, job: Job, offset: int, max_bytes: int = READ_MAX_BYTES) -> tuple[list[Event], int]:
+        """Events from ``offset`` and the offset to continue from."""
+        found = await self.store.read(job.id, offset, max_bytes)
+        return [event for _, event in found], found[-1][0] if found else offset
 
-    async def follow(self, job: Job, offset: int) -> AsyncIterator[dict[str, Any]]:
-        """Events from ``offset`` on, live until the job has finished and everything was read."""
+    async def follow(self, job: Job, offset: int) -> AsyncIterator[tuple[int, Event]]:
+        """Events from ``offset`` on, each with the offset right after it (the resume token, the SSE id), live until
+        the job has finished and everything was read."""
         while True:
-            waiter = self._changed.get(job.id)
-            events, offset = self.read(job, offset)
-            for event in events:
-                yield event
-            if events:
+            waiter = self.store.wakeups.waiter(job.id)
+            current = await self.store.get(job.id)  # before reading: a job seen finished has all its events stored
+            found = await self.store.read(job.id, offset, READ_MAX_BYTES)
+            for event_offset, event in found:
+                yield event_offset, event
+            if found:
+                offset = found[-1][0]
                 continue
-            if job.finished or waiter is None:
+            if current is None or current.finished:
                 return
-            await waiter.wait()
+            await Wakeups.wait(waiter, self.poll_s)
 
     async def close(self) -> None:
-        """Cancel every running job (their process groups are killed); used at shutdown."""
-        for job_id in list(self._tasks):
-            job = self._jobs[job_id]
+        """Cancel every running job of this gateway (their process groups are killed) and close the store."""
+        for job in list(self._running.values()):
             await self.cancel(job)
-            job.state, job.error = RunState.LOST, "The gateway stopped while this job was running"
-            self._save(job)
+            job.state, job.error = RunState.LOST, STOPPED_WHILE_RUNNING
+            try:
+                await self.store.save(job)
+            except Exception:
+                log.exception("job %s: could not save that it was lost", job.id)
+        await self.store.close()

@@ -317,6 +317,20 @@ def render_nginx(directory: Path, gateway_port: int, shipped_port: int, bare_por
         f"\nserver {{\n    listen 127.0.0.1:{bare_port};\n"
         f"    location /airflow-gw/ {{ proxy_pass http://127.0.0.1:{gateway_port}/; }}\n}}\n"
     )
+    return nginx_main(directory, site)
+
+
+def render_nginx_replicas(directory: Path, gateway_ports: tuple[int, int], port: int) -> Path:
+    """The shipped two-replica site (config/nginx-replicas.conf) on ``port``, in front of ``gateway_ports``."""
+    site = (REPO / "config" / "nginx-replicas.conf").read_text()
+    site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    for shipped, actual in zip((8780, 8781), gateway_ports, strict=True):
+        site = site.replace(f"server 127.0.0.1:{shipped} ", f"server 127.0.0.1:{actual} ")
+    return nginx_main(directory, site)
+
+
+def nginx_main(directory: Path, site: str) -> Path:
+    """A main nginx.conf running in the foreground from ``directory``, serving ``site``."""
     (directory / "site.conf").write_text(site)
     temp_paths = ""
     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..families import public, unaudited
-from ..keys import RUNNER, SERVICES
+from ..keys import JOBS, RUNNER, SERVICES
 
 routes = web.RouteTableDef()
 
@@ -32,5 +32,7 @@ async def health(request: web.Request) -> web.Response:
                 "max_queue": admission.max_queue,
             },
             "services": request.config_dict[SERVICES].public(),
+            # Which kind only: the PostgreSQL URL is a secret.
+            "jobs": {"store": request.config_dict[JOBS].store.kind},
         }
     )

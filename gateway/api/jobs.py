@@ -37,9 +37,9 @@ def _sees(principal: Principal, job: Job) -> bool:
     return principal.sees_everything or job.owner == principal.name
 
 
-def _visible_job(request: web.Request) -> Job:
+async def _visible_job(request: web.Request) -> Job:
     job_id = request.match_info["job_id"]
-    job = request.config_dict[JOBS].get(job_id) if JOB_ID.fullmatch(job_id) else None
+    job = await request.config_dict[JOBS].get(job_id) if JOB_ID.fullmatch(job_id) else None
     if job is None or not _sees(request[PRINCIPAL], job):
         raise ApiError(404, "No such job (or it belongs to another token)")
     return job
@@ -48,46 +48,45 @@ def _visible_job(request: web.Request) -> Job:
 @routes.get("/")
 async def list_jobs(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
-    jobs = [_described(request, job) for job in request.config_dict[JOBS].newest_first() if _sees(principal, job)]
+    jobs = [_described(request, job) for job in await request.config_dict[JOBS].newest_first() if _sees(principal, job)]
     return web.json_response({"jobs": jobs})
 
 
 @routes.get("/{job_id}")
 async def job_status(request: web.Request) -> web.Response:
-    return web.json_response(_described(request, _visible_job(request)))
+    return web.json_response(_described(request, await _visible_job(request)))
 
 
 @routes.delete("/{job_id}")
 async def cancel_job(request: web.Request) -> web.Response:
-    job = _visible_job(request)
+    job = await _visible_job(request)
     if job.finished:
         return error_response(409, f"Job {job.id} already ended ({job.state.value})")
-    await request.config_dict[JOBS].cancel(job)
-    return web.json_response(_described(request, job))
+    return web.json_response(_described(request, await request.config_dict[JOBS].cancel(job)))
 
 
 @routes.get("/{job_id}/log")
 async def job_log(request: web.Request) -> web.StreamResponse:
     jobs = request.config_dict[JOBS]
-    job = _visible_job(request)
+    job = await _visible_job(request)
     raw_offset = request.query.get("offset", "0")
     if not OFFSET.fullmatch(raw_offset):
-        raise ApiError(400, "'offset' must be a non-negative whole number (a byte offset from next_offset)")
+        raise ApiError(400, "'offset' must be a non-negative whole number (a next_offset value)")
     offset = int(raw_offset)
-    jobs.check_offset(job, offset)
+    await jobs.check_offset(job, offset)
     fmt = stream_format(request.query.get("stream"), request.headers.get("Accept", ""))
     if fmt is None:
-        events, next_offset = jobs.read(job, offset)
+        events, next_offset = await jobs.read(job, offset)
         return web.json_response(
             {"job_id": job.id, "state": job.state.value, "offset": offset, "next_offset": next_offset, "events": events}
         )
     writer = await EventWriter.open(request, Format.NDJSON if fmt is Format.TEXT else fmt, request[MASKER])
     try:
-        async for event in jobs.follow(job, offset):
+        async for _, event in jobs.follow(job, offset):
             if request.transport is None or request.transport.is_closing():
                 raise ClientGone
             await writer.event("output", event)
-        await writer.event("result", _described(request, job))
+        await writer.event("result", _described(request, await jobs.get(job.id) or job))
         await writer.response.write_eof()
     except (ClientGone, ConnectionError):
         pass  # following is read-only: the job goes on

@@ -228,7 +228,7 @@ async def _call(
     if run_async:
         if waiting:
             raise ApiError(400, "'wait' and 'async' exclude each other: a job's status is the wait")
-        return _start_job(request, reply, api, command)
+        return await _start_job(request, reply, api, command)
     if waiting:
         _wait_timeout_s(settings, values)  # refused before anything is created
         await check_can_run(worker, values["dag_id"])
@@ -303,18 +303,18 @@ def fits_argv(command: Command) -> Command:
     return command
 
 
-def _start_job(request: web.Request, reply: Reply, api: Api, command: Command) -> web.Response:
+async def _start_job(request: web.Request, reply: Reply, api: Api, command: Command) -> web.Response:
     jobs = request.config_dict[JOBS]
     owner = request[PRINCIPAL].name
     masker = request[MASKER]
     if api.kind is Kind.DAEMON:
         # Daemons never take an admission slot (they would hold it forever) and always run exec'd.
-        job = jobs.submit(api.name, command, owner, request.config_dict[DAEMONS].start, masker, daemon=True)
+        job = await jobs.submit(api.name, command, owner, request.config_dict[DAEMONS].start, masker, daemon=True)
     else:
         runner = request.config_dict[RUNNER]
         if runner.admission.full:
             raise Overloaded(runner.admission.retry_after_s)
-        job = jobs.submit(api.name, command, owner, runner.start, masker)
+        job = await jobs.submit(api.name, command, owner, runner.start, masker)
     request[AUDIT].job_id = job.id
     return reply(
         202,

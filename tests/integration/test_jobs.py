@@ -1,4 +1,7 @@
-"""Background jobs of real Airflow commands: started, followed live, replayed, cancelled, timed out."""
+"""Background jobs of real Airflow commands: started, followed live, replayed, cancelled, timed out.
+
+On SQLite the jobs live in files (the default store); on PostgreSQL in PostgreSQL (the replicas' store).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,26 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from ..conftest import Homes
 from ..support import AUTH
 
 pytestmark = [pytest.mark.integration, pytest.mark.databases("sqlite", "postgresql"), pytest.mark.oldest]
 PLUGIN = "/admin/rest_api/api"
 SLOW = {"api": "test", "dag_id": "gw_probe", "task_id": "slow", "execution_date": "2024-10-10"}
+
+
+@pytest.fixture
+def make_client(make_client: Any, homes: Homes, airflow_home: Any, database: str) -> Any:
+    """The app, with its jobs in a PostgreSQL database of their own when Airflow's is PostgreSQL."""
+    if database != "postgresql":
+        return make_client
+    assert homes.postgres is not None
+    store = homes.postgres.create_database()
+
+    async def make(**sections: Any) -> TestClient:
+        return await make_client(jobs={"store": store}, **sections)
+
+    return make
 
 
 async def start(client: TestClient, **params: str) -> dict[str, Any]:

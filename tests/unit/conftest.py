@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -8,8 +9,9 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
 from gateway.config import parse_settings
+from gateway.job_store import FileStore, JobStore
 
-from ..support import REPO, settings_dict
+from ..support import REPO, PostgresServer, postgres_bindir, settings_dict
 
 FAKE = str(REPO / "tests" / "fakes" / "fake_airflow_for_runner_tests.py")
 
@@ -25,3 +27,34 @@ def make(aiohttp_client: Any, tmp_path: Path) -> Any:
         return await aiohttp_client(create_app(parse_settings(data, environ={})))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throw-away PostgreSQL server for the job store's tests (a database per test)."""
+    if postgres_bindir() is None:
+        pytest.skip("SKIPPED LOUDLY: PostgreSQL is not installed, the PostgreSQL job store is untested")
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+class StoreFactory:
+    """``make_store(replica=..., lease_s=...)``: a new store on one test's one place (a directory or a database);
+    stores made twice see the same jobs, as a restarted gateway or a second replica does."""
+
+    def __init__(self, directory: Path, url: str | None) -> None:
+        self.directory, self.url = directory, url
+
+    def __call__(self, replica: str = "replica-a", lease_s: float = 30.0, poll_s: float = 0.2) -> JobStore:
+        if self.url is None:
+            return FileStore(self.directory)
+        from gateway.job_store.postgres import PostgresStore
+
+        return PostgresStore(self.url, replica, lease_s, poll_s)
+
+
+@pytest.fixture(params=["files", "postgresql"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    url = request.getfixturevalue("postgres_server").create_database() if request.param == "postgresql" else None
+    return StoreFactory(tmp_path / "jobs", url)

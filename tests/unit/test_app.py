@@ -57,7 +57,17 @@ async def test_health_needs_no_token_and_shows_no_secret(make: Any) -> None:
     assert resp.status == 200
     body = await resp.json()
     assert body["status"] == "ok" and body["runner"]["mode"] == "exec"
+    assert body["jobs"] == {"store": "files"}
     assert TOKEN not in await resp.text()
+
+
+async def test_health_names_a_postgresql_job_store_but_never_its_url(make: Any, postgres_server: Any) -> None:
+    url = postgres_server.create_database().replace("postgres@", "postgres:pw-of-the-job-store@")
+    client = await make(jobs={"store": url})
+    resp = await client.get("/health")
+    assert (await resp.json())["jobs"] == {"store": "postgresql"}
+    text = await resp.text()
+    assert "pw-of-the-job-store" not in text and str(postgres_server.port) not in text
 
 
 async def test_the_page_lists_every_api_and_needs_no_token(make: Any) -> None:

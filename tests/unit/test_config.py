@@ -170,3 +170,79 @@ def test_hash_token_prints_the_digest_to_configure() -> None:
         [sys.executable, "-m", "gateway", "--hash-token"], input="abc\n", capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == token_digest("abc").hex()
+
+
+JOB_STORE_URL = "postgresql://gw:pw-of-the-job-store@db.internal/airflow"
+
+
+@pytest.mark.parametrize(
+    "jobs",
+    [
+        {"store": "mysql://gw:pw-of-the-job-store@db/x"},
+        {"store": "files", "store_env": "X"},
+        {"store": "postgresql"},
+        {"store": "postgresql", "store_env": "X", "store_file": "/f"},
+        {"store": JOB_STORE_URL, "store_env": "X"},
+        {"poll_s": 0},
+        {"lease_s": -1},
+    ],
+)
+def test_a_bad_job_store_is_refused_without_echoing_it(tmp_path: Path, jobs: dict[str, object]) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_settings({"airflow": {"home": str(tmp_path)}, "jobs": jobs}, environ={})
+    assert str(refused.value).startswith("jobs") and "pw-of-the-job-store" not in str(refused.value)
+
+
+def test_the_job_store_url_comes_from_the_file_an_environment_variable_or_a_file(tmp_path: Path) -> None:
+    tokens = {"tokens": [{"name": "admin", "token_sha256": "0" * 64}]}
+    assert parse_settings({"auth": tokens}, environ={}).job_store_url is None
+    direct = parse_settings({"auth": tokens, "jobs": {"store": JOB_STORE_URL}}, environ={})
+    assert direct.job_store_url == JOB_STORE_URL
+    env = {"GW_JOBS_URL": JOB_STORE_URL, "PATH": "/bin"}
+    from_env = parse_settings({"auth": tokens, "jobs": {"store": "postgresql", "store_env": "GW_JOBS_URL"}}, env)
+    assert from_env.job_store_url == JOB_STORE_URL
+    assert "GW_JOBS_URL" not in from_env.child_env(env)  # commands (and DAG code) never see it
+    secret = tmp_path / "url"
+    secret.write_text(JOB_STORE_URL + "\n")
+    from_file = parse_settings({"auth": tokens, "jobs": {"store": "postgresql", "store_file": str(secret)}}, {})
+    assert from_file.job_store_url == JOB_STORE_URL
+    for jobs, environ in (
+        ({"store": "postgresql", "store_env": "UNSET"}, {}),
+        ({"store": "postgresql", "store_env": "BAD"}, {"BAD": "not a url pw-of-the-job-store"}),
+        ({"store": "postgresql", "store_file": str(tmp_path / "missing")}, {}),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            parse_settings({"auth": tokens, "jobs": jobs}, environ=environ)
+        assert "jobs.store_" in str(refused.value) and "pw-of-the-job-store" not in str(refused.value)
+
+
+def test_a_shared_job_store_with_a_generated_token_is_refused() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_settings({"jobs": {"store": JOB_STORE_URL}}, environ={})
+    assert "configure auth.tokens" in str(refused.value) and "pw-of-the-job-store" not in str(refused.value)
+    assert parse_settings({"jobs": {"store": JOB_STORE_URL}, "auth": {"disabled": True}}, environ={}).job_store_url
+
+
+def test_replicas_without_tokens_or_without_their_database_do_not_start(tmp_path: Path) -> None:
+    """Exit 2 (configure tokens) before anything; exit 1 when PostgreSQL cannot be reached; the URL shown nowhere."""
+    from ..support import free_port
+
+    url = f"postgresql://gw:pw-of-the-job-store@127.0.0.1:{free_port()}/airflow"
+    for auth, status, says in (
+        ("{}", 2, "configure auth.tokens"),
+        ("{tokens: [{name: a, token_sha256: '" + "0" * 64 + "'}]}", 1, "job store (PostgreSQL) is unavailable"),
+    ):
+        config = tmp_path / "gw.yaml"
+        config.write_text(
+            f"airflow: {{home: {tmp_path}, executable: /bin/false}}\nrunner: {{mode: exec}}\n"
+            f"experimental: {{warm_at_start: false}}\nauth: {auth}\njobs: {{store: '{url}'}}\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "--config", str(config), "--port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == status, done.stderr
+        assert says in done.stderr
+        assert "pw-of-the-job-store" not in done.stdout + done.stderr
