@@ -31,7 +31,7 @@ def test_every_file_the_docs_name_exists() -> None:
         if not any(part in skipped or part.startswith(".venv") for part in p.relative_to(REPO).parts)
     }
     basenames = {path.rsplit("/", 1)[-1] for path in everything}
-    for doc in ("docs/architecture.md", "docs/security.md", "docs/deployment.md", "README.md"):
+    for doc in ("docs/architecture.md", "docs/security.md", "docs/deployment.md", "docs/replicas.md", "README.md"):
         text = (REPO / doc).read_text()
         assert "../shared" not in text, f"{doc} cites a file outside the repository"
         for name in {found.removeprefix("./") for found in FILE_NAME.findall(text)}:
