@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -175,12 +176,20 @@ def owned_processes(prefix: str = OWNER_PREFIX) -> list[psutil.Process]:
 
 
 def zombies() -> list[psutil.Process]:
-    """Children of this test process that exited and were never reaped."""
-    out = []
-    for child in psutil.Process().children(recursive=True):
+    """Descendants of this test process that exited and were never reaped.
+
+    Not those under a gateway *process* (``GatewayProcess``) that outlives the test, such as a module's: its
+    Airflow services reap their own children in their own time (the scheduler its executor's workers).
+    """
+    out, theirs = [], set()
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if child.cmdline()[1:3] == ["-m", "gateway"]:
+                theirs |= {p.pid for p in child.children(recursive=True)}
+    for process in psutil.Process().children(recursive=True):
         try:
-            if child.status() == psutil.STATUS_ZOMBIE:
-                out.append(child)
+            if process.pid not in theirs and process.status() == psutil.STATUS_ZOMBIE:
+                out.append(process)
         except psutil.Error:
             continue
     return out
@@ -219,7 +228,10 @@ def _cmdline(process: psutil.Process) -> str:
     try:
         return " ".join(process.cmdline())[:200]
     except psutil.Error:
-        return "?"
+        try:
+            return f"? ({process.name()}, {process.status()}, parent {process.ppid()})"
+        except psutil.Error:
+            return "?"
 
 
 def pid_alive(pid: int) -> bool:

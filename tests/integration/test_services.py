@@ -183,35 +183,35 @@ def test_a_run_reaches_success_with_its_logs_streamed_through_nginx_as_it_goes(s
     assert "[ticks] tick 3" in text and "[first] first says hi" in text and '"state": "success"' in text
 
 
-def test_a_run_triggered_from_the_test_page_reaches_success_on_screen(stack: Stack) -> None:
+async def test_a_run_triggered_from_the_test_page_reaches_success_on_screen(stack: Stack) -> None:
     """What a person does in the demo: the page's trigger_dag form with "wait" ticked, through nginx."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (./run.sh test installs it)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.async_api import async_playwright, expect
 
     deploy(stack, "e2e_page", TICKING_DAG.replace("e2e_ticks", "e2e_page"))
     # The page shows a 503 as any answer; a first run through the API makes sure a scheduler heartbeats.
     warm_up = trigger_once_a_scheduler_runs(stack, stack.gateway.url, {"dag_id": "e2e_page"})
     assert warm_up.status == 200, warm_up.read()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(f"{stack.proxied}/admin/rest_api/")
-            page.fill("#token", TOKEN)
+            page = await browser.new_page(viewport={"width": 1280, "height": 1000})
+            await page.goto(f"{stack.proxied}/admin/rest_api/")
+            await page.fill("#token", TOKEN)
             form = page.locator('form[data-api="trigger_dag"]')
-            form.locator('input[name="dag_id"]').fill("e2e_page")
-            form.locator('input[name="wait"]').check()
-            form.locator('button[type="submit"]').click()
+            await form.locator('input[name="dag_id"]').fill("e2e_page")
+            await form.locator('input[name="wait"]').check()
+            await form.locator('button[type="submit"]').click()
             # Task log lines and state changes appear while the run goes, then the result with every task.
-            expect(form.locator(".output pre.live")).to_contain_text("[ticks] tick 2", timeout=120_000)
-            expect(form.locator(".output .status").first).to_contain_text("OK · HTTP 200", timeout=120_000)
-            expect(form.locator(".output .run-state")).to_have_text("run success · first success, ticks success")
-            form.locator(".output .status").first.scroll_into_view_if_needed()
+            await expect(form.locator(".output pre.live")).to_contain_text("[ticks] tick 2", timeout=120_000)
+            await expect(form.locator(".output .status").first).to_contain_text("OK · HTTP 200", timeout=120_000)
+            await expect(form.locator(".output .run-state")).to_have_text("run success · first success, ticks success")
+            await form.locator(".output .status").first.scroll_into_view_if_needed()
             ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "trigger-and-wait-success.png"))
+            await page.screenshot(path=str(ARTIFACTS / "trigger-and-wait-success.png"))
         finally:
-            browser.close()
+            await browser.close()
 
 
 def test_a_failed_run_answers_422_with_the_failed_task(stack: Stack) -> None:
