@@ -27,6 +27,7 @@ setup(
         "pyyaml>=6",
         "graphviz>=0.20",
         "psutil>=5.9",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         # What Airflow needs for a PostgreSQL metadata DB: psycopg2 for its sync engine, asyncpg for its async one.

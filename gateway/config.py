@@ -160,6 +160,13 @@ class ExperimentalSettings(_Model):
     warm_at_start: bool = True
 
 
+class MetricsSettings(_Model):
+    """``GET /metrics`` (Prometheus). It holds counts and API names, never a secret; open by default, like /health."""
+
+    #: True: a scrape needs a token (any configured one), as every API call does.
+    require_token: bool = False
+
+
 class WaitSettings(_Model):
     """``trigger_dag&wait=true``, ``watch_dag_run`` and the experimental API's ``?wait=true``."""
 
@@ -218,6 +225,7 @@ class FileSettings(_Model):
     streaming: StreamingSettings = StreamingSettings()
     jobs: JobsSettings = JobsSettings()
     experimental: ExperimentalSettings = ExperimentalSettings()
+    metrics: MetricsSettings = MetricsSettings()
     audit: AuditSettings = AuditSettings()
     rest_api_plugin: CompatSettings = CompatSettings()
     state_dir: Path | None = None
@@ -248,6 +256,7 @@ class Settings:
         self.streaming = file.streaming
         self.jobs = file.jobs
         self.experimental = file.experimental
+        self.metrics = file.metrics
         self.audit = file.audit
         self.disabled_apis = frozenset(file.apis.disabled)
 

@@ -7,6 +7,9 @@ and answers 202 with its URLs.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,7 +24,7 @@ from ..keys import AIRFLOW_WORKER, AUDIT, CALL_TIME, DAEMONS, JOBS, MASKER, PRIN
 from ..masking import Masker, token_digest
 from ..middlewares import masked_arguments
 from ..output import Failure, classify_failure, split_log_lines
-from ..runner import Collector, Command, Lines, Overloaded, RunResult, RunState
+from ..runner import Collector, Command, CommandRunner, Lines, RunResult, RunState
 from ..streaming import ClientGone, EventWriter, Format, stream_events, stream_format, with_heartbeats
 from ..watch import RunWatch, ask, check_can_run, scheduler_warning
 from .jobs import job_urls
@@ -234,7 +237,8 @@ async def _call(
         await check_can_run(worker, values["dag_id"])
     elif fmt is not None:
         return await stream_command(request, reply, api, values, command, fmt)
-    result = await request.config_dict[RUNNER].run(command)
+    async with _hang_up_counted(request.config_dict[RUNNER]) as runner:
+        result = await runner.run(command)
     body = reply.result_body(api, values, command.display(), result)
     if body["http_response_code"] == 200 and isinstance(body.get("data"), dict):
         if waiting:
@@ -308,8 +312,7 @@ def _start_job(request: web.Request, reply: Reply, api: Api, command: Command) -
         job = jobs.submit(api.name, command, owner, request.config_dict[DAEMONS].start, masker, daemon=True)
     else:
         runner = request.config_dict[RUNNER]
-        if runner.admission.full:
-            raise Overloaded(runner.admission.retry_after_s)
+        runner.admission.check()
         job = jobs.submit(api.name, command, owner, runner.start, masker)
     request[AUDIT].job_id = job.id
     return reply(
@@ -322,13 +325,23 @@ def _start_job(request: web.Request, reply: Reply, api: Api, command: Command) -
     )
 
 
+@asynccontextmanager
+async def _hang_up_counted(runner: CommandRunner) -> AsyncIterator[CommandRunner]:
+    """Counts a run killed because its client hung up (``handler_cancellation`` cancels the handler)."""
+    try:
+        yield runner
+    except asyncio.CancelledError:
+        runner.killed_on_disconnect += 1
+        raise
+
+
 async def stream_command(
     request: web.Request, reply: Reply, api: Api, values: Values, command: Command, fmt: Format
 ) -> web.StreamResponse:
     """Output lines as they are printed, then the envelope as the last event. Admission errors come first, as JSON."""
     settings = request.config_dict[SETTINGS]
     runner = request.config_dict[RUNNER]
-    async with runner.start(command) as run:
+    async with _hang_up_counted(runner), runner.start(command) as run:
         writer = await EventWriter.open(request, fmt, request[MASKER])
         lines, kept = Lines(), Collector(runner.max_output_bytes)
         try:
@@ -339,6 +352,7 @@ async def stream_command(
             for stream, text in lines.rest():
                 await writer.event("output", {"stream": stream, "text": text})
         except (ClientGone, ConnectionError):
+            runner.killed_on_disconnect += 1
             return writer.response  # leaving the block kills the run's process group
     if run.lost:
         body = reply.body(503, run.lost)
