@@ -166,6 +166,7 @@ class Reply:
         )
 
 
+@routes.route("*", "/api/{api}")  # one URL per API (the OpenAPI document's operations), same contract
 @routes.route("*", "/api")
 async def plugin_api(request: web.Request) -> web.StreamResponse:
     settings = request.config_dict[SETTINGS]
@@ -175,6 +176,10 @@ async def plugin_api(request: web.Request) -> web.StreamResponse:
         return Reply(request, Params(dict(request.query), {}))(exc.status, exc.message)
     merged = params.merged
     name = str(merged.pop("api", "") or "").strip().lower()
+    in_path = request.match_info.get("api", "").strip().lower()
+    if in_path and name and name != in_path:
+        return Reply(request, params)(400, f"The URL names API '{in_path[:100]}' but 'api' says '{name[:100]}'")
+    name = in_path or name
     options = {key: merged.pop(key) for key in OPTIONS if key in merged}
     api = CATALOG.get(name)
     learn_secrets(request[MASKER], api, params, request.config_dict[TOKEN_DIGESTS])
@@ -201,7 +206,7 @@ async def _call(
     if api.gone:
         raise ApiError(410, f"API '{api.name}' has no Airflow 3 equivalent: {api.gone}")
     if request.method not in api.methods:
-        raise ApiError(405, f"API '{api.name}' takes {' or '.join(api.methods)}")
+        raise ApiError(405, f"API '{api.name}' takes {' or '.join(api.methods)}", {"Allow": ", ".join(api.methods)})
     if api.name in settings.disabled_apis:
         raise ApiError(
             403,
