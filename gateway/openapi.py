@@ -13,13 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
+from .bodies import BOOL_WORDS
 from .catalog import APIS, MAX_ID_CHARS, Api, Arg, ArgType, Kind
 from .config import Settings
 from .runner import RunState
 
 PLUGIN = "/admin/rest_api/api"
 #: What the gateway answers with besides 200, on any API (refusals, overload, a timed-out command).
-ID_PATTERN = r"^(?!-)[A-Za-z0-9_.-]+$"
+#: Airflow's ``[\w.-]+`` (Python's ``\w`` takes letters and digits of every script), not starting with ``-``:
+#: every ASCII character but letters, digits, ``_.-`` is refused, as are blanks and control characters.
+ID_PATTERN = r"^(?!-)[^\u0000-\u002c\u002f\u003a-\u0040\u005b-\u005e\u0060\u007b-\u009f\s]+$"
 RUN_ID_PATTERN = r"^(?!-)[A-Za-z0-9_.~:+-]+$"
 _YEAR = r"(1[0-9]{3}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9])"
 #: An ISO 8601 date or date-time within what Airflow computes with (years 1000-9998).
@@ -29,7 +32,6 @@ DATE_PATTERN = (
 )
 #: A run id that cannot be read as a date (a date-shaped value must be a valid date).
 RUN_ID_NOT_DATE_PATTERN = r"^(?![+-]?[0-9]{4,}-[0-9]{1,2}-[0-9]{1,2})(?!-)[A-Za-z0-9_.~:+-]+$"
-BOOL_WORDS = ("true", "false", "1", "0", "yes", "no", "on", "off")
 JOB_ID_PATTERN = "^[0-9a-f]{16}$"
 #: Text the gateway refuses outright: NUL; for one-line names also other control characters.
 ANY_TEXT = r"^[^\u0000]*$"
@@ -77,18 +79,31 @@ def _accepted(api: Api) -> list[Arg]:
     return [arg for arg in api.args if arg.accepted]
 
 
+#: Argument types whose JSON body value may also be a number or boolean: the gateway reads it as its text.
+_TEXT_LIKE = (ArgType.ID, ArgType.TEXT, ArgType.RUN_ID, ArgType.DATE_OR_RUN_ID)
+#: An empty value: the argument is not given (an HTML form's blank field).
+_EMPTY = {"type": "string", "maxLength": 0}
+
+
 def _query_parameter(arg: Arg, settings: Settings) -> dict[str, Any]:
     parameter: dict[str, Any] = {"name": arg.name, "in": "query", "required": arg.required, "description": arg.help}
     schema = arg_schema(arg, settings, in_query=True)
     if arg.type in (ArgType.JSON_OBJECT, ArgType.JSON_DOCUMENT):
         parameter["content"] = {"application/json": {"schema": schema}}  # a JSON object in the query string
-    else:
-        parameter["schema"] = schema
+        return parameter
+    if arg.type is not ArgType.BOOL and not arg.required:
+        schema = {"anyOf": [schema, _EMPTY]}
+    parameter["schema"] = schema
     return parameter
 
 
 def _body_schema(api: Api, settings: Settings, with_api: bool) -> dict[str, Any]:
-    properties = {arg.name: arg_schema(arg, settings, in_query=False) for arg in _accepted(api)}
+    """The arguments as a JSON object (or, for an upload, a multipart form, which has no null)."""
+    upload = _takes_upload(api)
+    properties = {
+        arg.name: arg_schema(arg, settings, in_query=True) if upload else _member_schema(arg, settings)
+        for arg in _accepted(api)
+    }
     if with_api:
         properties = {"api": {"const": api.name}, **properties}
     required = (["api"] if with_api else []) + [arg.name for arg in _accepted(api) if arg.required]
@@ -96,6 +111,21 @@ def _body_schema(api: Api, settings: Settings, with_api: bool) -> dict[str, Any]
     if required:
         schema["required"] = required
     return schema
+
+
+def _member_schema(arg: Arg, settings: Settings) -> dict[str, Any]:
+    """A JSON body member: what the gateway takes for it (``null`` and ``""`` mean not given when optional)."""
+    schema = arg_schema(arg, settings, in_query=False)
+    variants = [schema]
+    if arg.type in _TEXT_LIKE:
+        variants.append({"type": ["number", "boolean"]})
+    elif arg.type is ArgType.INT:
+        variants.append({"type": "string", "pattern": r"^\s*[0-9]{1,19}\s*$"})
+    elif arg.type in (ArgType.JSON_OBJECT, ArgType.JSON_DOCUMENT):
+        variants.append({"type": "string", "description": "a JSON object, as text"})
+    if not arg.required:
+        variants += [{"type": "null"}, _EMPTY]
+    return variants[0] if len(variants) == 1 else {"anyOf": variants}
 
 
 def _takes_upload(api: Api) -> bool:
@@ -148,7 +178,7 @@ def _plugin_api_paths(settings: Settings) -> dict[str, Any]:
 
 
 def _dispatcher_path(settings: Settings) -> dict[str, Any]:
-    names = [api.name for api in APIS]
+    names = [api.name for api in APIS if "GET" in api.methods and not _takes_upload(api)]
     branches = [_body_schema(api, settings, True) for api in APIS if not _takes_upload(api)]
     description = (
         "The REST API plugin's dispatcher: `api` names the API, the other arguments are that API's "

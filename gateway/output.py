@@ -44,7 +44,7 @@ class Failure:
 _KNOWN_FAILURES: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"DagRunAlreadyExists|already exists|UNIQUE constraint failed|IntegrityError"), 409),
     (re.compile(r"(DagNotFound|DagRunNotFound|TaskNotFound|TaskInstanceNotFound)\b|not found in DagModel"), 404),
-    (re.compile(r"Dag '[^']*' could not be found|does not exist in 'dag' table"), 404),
+    (re.compile(r"Dag '[^']*' could not be found|does not exist in 'dag' table|Can not find dag '"), 404),
     (re.compile(r"Variable (?s:.*?) does not exist|Pool (?s:.*?) does not exist|Did not find a connection"), 404),
     (re.compile(r"DagNonPeriodicScheduleException|does not support backfills"), 400),
     (re.compile(r"^airflow[\w -]*:? (command )?error: ", re.MULTILINE), 400),

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..bodies import loads, read_form, read_json
+from ..bodies import loads, read_form, read_json_object
 from ..catalog import CATALOG, Api, ApiError, Kind, Outcome, Upload, Values, parse_bool, validate
 from ..config import Settings
 from ..envelope import dumps, http_date, plugin_body, utc_now
@@ -65,10 +65,7 @@ async def read_params(request: web.Request, max_upload_bytes: int) -> Params:
     body: dict[str, Any] = {}
     if request.body_exists:
         if request.content_type == "application/json":
-            document = await read_json(request)
-            if document is not None and not isinstance(document, dict):
-                raise ApiError(400, "A JSON body must be an object of arguments")
-            body = document or {}
+            body = await read_json_object(request, "arguments") or {}
         elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             form = await read_form(request)
             _once(form)

@@ -43,7 +43,8 @@ async def test_under_base_path(make: Any) -> None:
 def test_every_api_has_its_operations_with_its_accepted_arguments() -> None:
     doc = document(parse_settings(settings_dict()))
     dispatcher = doc["paths"]["/admin/rest_api/api"]
-    assert dispatcher["get"]["parameters"][0]["schema"]["enum"] == [api.name for api in APIS]
+    with_get = [api.name for api in APIS if "GET" in api.methods and not any(a.type is ArgType.FILE for a in api.args)]
+    assert dispatcher["get"]["parameters"][0]["schema"]["enum"] == with_get
     branches = {
         b["properties"]["api"]["const"]
         for b in dispatcher["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
@@ -64,7 +65,7 @@ def test_every_api_has_its_operations_with_its_accepted_arguments() -> None:
             assert {name for name, p in query.items() if p["required"]} == set(body.get("required", []))
             for name, arg in accepted.items():
                 if arg.type is ArgType.CHOICE:
-                    assert query[name]["schema"]["enum"] == list(arg.choices)
+                    assert query[name]["schema"]["anyOf"][0]["enum"] == list(arg.choices)
 
 
 def test_every_route_is_described() -> None:
