@@ -40,6 +40,7 @@ setup(
             "ruff>=0.6",
             "playwright>=1.45",
             "openapi-spec-validator>=0.7",
+            "schemathesis>=4.1",
         ],
     },
     entry_points={"console_scripts": ["airflow-rest-gateway=gateway.__main__:main"]},
