@@ -201,21 +201,32 @@ class Jobs:
 
     def read(self, job: Job, offset: int, max_bytes: int = 1 << 20) -> tuple[list[dict[str, Any]], int]:
         """Events from byte ``offset`` (whole lines only) and the offset to continue from."""
+        placed = self.read_placed(job, offset, max_bytes)
+        return [event for event, _ in placed], placed[-1][1] if placed else offset
+
+    def read_placed(self, job: Job, offset: int, max_bytes: int = 1 << 20) -> list[tuple[dict[str, Any], int]]:
+        """Events from byte ``offset`` (whole lines only), each with the offset right after it: where a reader
+        that has seen it resumes (an SSE event's ``id``)."""
         with open(self.log_path(job), "rb") as handle:
             handle.seek(offset)
             data = handle.read(max_bytes)
-        end = data.rfind(b"\n") + 1
-        events = [json.loads(line) for line in data[:end].splitlines() if line]
-        return events, offset + end
+        placed = []
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            if end > start:
+                placed.append((json.loads(data[start:end]), offset + end + 1))
+            start = end + 1
+        return placed
 
-    async def follow(self, job: Job, offset: int) -> AsyncIterator[dict[str, Any]]:
-        """Events from ``offset`` on, live until the job has finished and everything was read."""
+    async def follow(self, job: Job, offset: int) -> AsyncIterator[tuple[dict[str, Any], int]]:
+        """Events from ``offset`` on, each with the offset after it, live until the job has finished and
+        everything was read."""
         while True:
             waiter = self._changed.get(job.id)
-            events, offset = self.read(job, offset)
-            for event in events:
-                yield event
-            if events:
+            placed = self.read_placed(job, offset)
+            for event, offset in placed:
+                yield event, offset
+            if placed:
                 continue
             if job.finished or waiter is None:
                 return

@@ -70,12 +70,15 @@ async def cancel_job(request: web.Request) -> web.Response:
 async def job_log(request: web.Request) -> web.StreamResponse:
     jobs = request.config_dict[JOBS]
     job = _visible_job(request)
-    raw_offset = request.query.get("offset", "0")
+    fmt = stream_format(request.query.get("stream"), request.headers.get("Accept", ""))
+    # A reconnecting EventSource repeats its URL and says where it got to: that wins over ?offset=.
+    resumed = request.headers.get("Last-Event-ID") if fmt is Format.SSE else None
+    raw_offset = resumed if resumed is not None else request.query.get("offset", "0")
     if not OFFSET.fullmatch(raw_offset):
-        raise ApiError(400, "'offset' must be a non-negative whole number (a byte offset from next_offset)")
+        what = "Last-Event-ID" if resumed is not None else "offset"
+        raise ApiError(400, f"'{what}' must be a non-negative whole number (a byte offset from next_offset)")
     offset = int(raw_offset)
     jobs.check_offset(job, offset)
-    fmt = stream_format(request.query.get("stream"), request.headers.get("Accept", ""))
     if fmt is None:
         events, next_offset = jobs.read(job, offset)
         return web.json_response(
@@ -83,10 +86,10 @@ async def job_log(request: web.Request) -> web.StreamResponse:
         )
     writer = await EventWriter.open(request, Format.NDJSON if fmt is Format.TEXT else fmt, request[MASKER])
     try:
-        async for event in jobs.follow(job, offset):
+        async for event, after in jobs.follow(job, offset):
             if request.transport is None or request.transport.is_closing():
                 raise ClientGone
-            await writer.event("output", event)
+            await writer.event("output", event, event_id=after)
         await writer.event("result", _described(request, job))
         await writer.response.write_eof()
     except (ClientGone, ConnectionError):

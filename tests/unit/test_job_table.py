@@ -39,8 +39,10 @@ async def test_a_job_runs_logs_and_replays_from_any_offset(tmp_path: Path) -> No
     rest, again = jobs.read(job, middle)
     assert [e["text"] for e in rest] == ["line 1", "line 2"] and again == end
     assert jobs.read(job, end) == ([], end)
-    followed = [event["text"] async for event in jobs.follow(job, 0)]
-    assert followed == ["line 0", "line 1", "line 2"]
+    followed = [(event["text"], after) async for event, after in jobs.follow(job, 0)]
+    assert [text for text, _ in followed] == ["line 0", "line 1", "line 2"]
+    assert followed[0][1] == middle and followed[-1][1] == end  # each event's resume point
+    assert [e["text"] async for e, _ in jobs.follow(job, followed[0][1])] == ["line 1", "line 2"]
 
 
 async def test_following_a_running_job_sees_lines_as_they_come(tmp_path: Path) -> None:
@@ -48,7 +50,7 @@ async def test_following_a_running_job_sees_lines_as_they_come(tmp_path: Path) -
     jobs.load()
     job = jobs.submit("test", Command(("lines", "4", "0.2")), "admin", make_runner().start)
     seen = []
-    async for event in jobs.follow(job, 0):
+    async for event, _ in jobs.follow(job, 0):
         seen.append((event["text"], job.finished))
     assert [text for text, _ in seen] == ["line 0", "line 1", "line 2", "line 3"]
     assert seen[0][1] is False  # the first line arrived while the job was still running
