@@ -317,13 +317,15 @@ def _start_job(request: web.Request, reply: Reply, api: Api, command: Command) -
         runner.admission.check()
         job = jobs.submit(api.name, command, owner, runner.start, masker)
     request[AUDIT].job_id = job.id
+    urls = job_urls(request, job)
     return reply(
         202,
         f"Job {job.id} started",
+        headers={"Location": urls["status_url"]},
         airflow_cmd=job.command,
         job_id=job.id,
         data=job.public(),
-        **job_urls(request, job),
+        **urls,
     )
 
 

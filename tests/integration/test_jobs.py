@@ -21,6 +21,7 @@ async def start(client: TestClient, **params: str) -> dict[str, Any]:
     body = await resp.json()
     assert resp.status == 202, body
     assert set(body) >= {"job_id", "status_url", "log_url", "cancel_url"}
+    assert resp.headers["Location"] == body["status_url"]
     return body
 
 
