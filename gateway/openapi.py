@@ -187,6 +187,13 @@ def _dispatcher_path(settings: Settings) -> dict[str, Any]:
         "`async=true` starts a background job (202, with its URLs; see /api/jobs)."
     )
     api_parameter = {"name": "api", "in": "query", "required": True, "schema": {"type": "string", "enum": names}}
+    async_parameter = {
+        "name": "async",
+        "in": "query",
+        "required": False,
+        "description": "true: run as a background job (202, with the job's URLs and a Location header)",
+        "schema": {"type": "string", "enum": list(BOOL_WORDS)},
+    }
     return {
         PLUGIN: {
             "get": {
@@ -194,8 +201,8 @@ def _dispatcher_path(settings: Settings) -> dict[str, Any]:
                 "operationId": "plugin_api",
                 "summary": "Call an API by name",
                 "description": description,
-                "parameters": [api_parameter],
-                "responses": _envelope_responses(),
+                "parameters": [api_parameter, async_parameter],
+                "responses": {**_envelope_responses(), "202": _job_started()},
             },
             "post": {
                 "tags": ["plugin"],
@@ -213,6 +220,20 @@ def _dispatcher_path(settings: Settings) -> dict[str, Any]:
                 "responses": _envelope_responses(),
             },
         }
+    }
+
+
+def _job_started() -> dict[str, Any]:
+    """The 202 of ``async=true``: the envelope with the job, linked to the job operations (stateful testing)."""
+    job_id = {"job_id": "$response.body#/job_id"}
+    return {
+        **_json(_ref("Envelope"), "A background job started: job_id, status_url, log_url, cancel_url"),
+        "headers": {"Location": {"description": "The job's status URL", "schema": {"type": "string"}}},
+        "links": {
+            "JobStatus": {"operationId": "job_status", "parameters": job_id},
+            "JobLog": {"operationId": "job_log", "parameters": job_id},
+            "CancelJob": {"operationId": "cancel_job", "parameters": job_id},
+        },
     }
 
 
@@ -565,8 +586,9 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-def document(settings: Settings) -> dict[str, Any]:
-    """The gateway's OpenAPI 3.1 document for ``settings`` (its base path, token header, wait limits)."""
+def document(settings: Settings, root: str | None = None) -> dict[str, Any]:
+    """The gateway's OpenAPI 3.1 document for ``settings`` (token header, wait limits); its server is ``root``
+    (where the client reaches the gateway: a trusted proxy's prefix and ``base_path``), by default ``base_path``."""
     paths = {
         **_gateway_paths(settings),
         **_dispatcher_path(settings),
@@ -574,7 +596,7 @@ def document(settings: Settings) -> dict[str, Any]:
         **_jobs_paths(),
         **_experimental_paths(),
     }
-    base = settings.server.base_path
+    base = settings.server.base_path if root is None else root
     return {
         "openapi": "3.1.0",
         "info": {

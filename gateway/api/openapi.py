@@ -46,7 +46,7 @@ def swagger_ui_dir() -> Path:
 @public
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(document(request.config_dict[SETTINGS]))
+    return web.json_response(document(request.config_dict[SETTINGS], root=link(request, "")))
 
 
 @public

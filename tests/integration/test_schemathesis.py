@@ -94,3 +94,18 @@ def test_the_gateway_keeps_its_own_contract(api_schema: Any) -> None:
         for failure in _fuzz(operation, mode)
     ]
     assert not failures, "\n\n".join(failures)
+
+
+def test_linked_calls_keep_the_contract(api_schema: Any) -> None:
+    """Stateful: a job started with async=true, then its status, log and cancel through the document's links."""
+    machine = api_schema.as_state_machine()
+    machine.run(
+        settings=hypothesis.settings(
+            max_examples=MAX_EXAMPLES * 2,
+            stateful_step_count=4,
+            deadline=None,
+            database=None,
+            phases=[hypothesis.Phase.generate],
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+    )
