@@ -2,7 +2,8 @@
 
 Every plugin API gets an operation of its own at ``/admin/rest_api/api/{NAME}`` (the same handler as
 ``?api=NAME``, so generated clients and fuzzers get one typed operation per API); the ``?api=``
-dispatcher itself is described too, its JSON body a ``oneOf`` discriminated by ``api``. Argument
+dispatcher itself is described too (GET with ``api`` and ``async``, whose 202 links to the job
+operations; POST with a JSON body that is a ``oneOf`` discriminated by ``api``). Argument
 schemas come from the :class:`~gateway.catalog.Arg` types: the patterns, limits and choices that
 :func:`~gateway.catalog.validate` enforces. Arguments that are always refused (server paths, removed
 flags) are left out. The document holds no secret: the token header's name only.
@@ -14,16 +15,15 @@ from typing import Any
 
 from . import __version__
 from .bodies import BOOL_WORDS
-from .catalog import APIS, MAX_ID_CHARS, Api, Arg, ArgType, Kind
+from .catalog import APIS, MAX_ID_CHARS, RUN_ID, Api, Arg, ArgType, Kind
 from .config import Settings
 from .runner import RunState
 
 PLUGIN = "/admin/rest_api/api"
-#: What the gateway answers with besides 200, on any API (refusals, overload, a timed-out command).
 #: Airflow's ``[\w.-]+`` (Python's ``\w`` takes letters and digits of every script), not starting with ``-``:
 #: every ASCII character but letters, digits, ``_.-`` is refused, as are blanks and control characters.
 ID_PATTERN = r"^(?!-)[^\u0000-\u002c\u002f\u003a-\u0040\u005b-\u005e\u0060\u007b-\u009f\s]+$"
-RUN_ID_PATTERN = r"^(?!-)[A-Za-z0-9_.~:+-]+$"
+RUN_ID_PATTERN = f"^(?!-){RUN_ID.pattern}$"
 _YEAR = r"(1[0-9]{3}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9])"
 #: An ISO 8601 date or date-time within what Airflow computes with (years 1000-9998).
 DATE_PATTERN = (
@@ -31,7 +31,7 @@ DATE_PATTERN = (
     r"(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?)?$"
 )
 #: A run id that cannot be read as a date (a date-shaped value must be a valid date).
-RUN_ID_NOT_DATE_PATTERN = r"^(?![+-]?[0-9]{4,}-[0-9]{1,2}-[0-9]{1,2})(?!-)[A-Za-z0-9_.~:+-]+$"
+RUN_ID_NOT_DATE_PATTERN = rf"^(?![+-]?[0-9]{{4,}}-[0-9]{{1,2}}-[0-9]{{1,2}})(?!-){RUN_ID.pattern}$"
 JOB_ID_PATTERN = "^[0-9a-f]{16}$"
 #: Text the gateway refuses outright: NUL; for one-line names also other control characters.
 ANY_TEXT = r"^[^\u0000]*$"
