@@ -74,8 +74,10 @@ def load_json_client(wheel: Path) -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def json_client(pytestconfig: pytest.Config) -> ModuleType:
-    return load_json_client(_wheel(Path(pytestconfig.cache.mkdir("airflow2-wheel"))))
+def json_client(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    cache = getattr(pytestconfig, "cache", None)  # none under -p no:cacheprovider: a download per session
+    directory = cache.mkdir("airflow2-wheel") if cache is not None else tmp_path_factory.mktemp("airflow2-wheel")
+    return load_json_client(_wheel(Path(directory)))
 
 
 @pytest.fixture(scope="module")
