@@ -27,11 +27,22 @@ setup(
         "pyyaml>=6",
         "graphviz>=0.20",
         "psutil>=5.9",
+        "prometheus-client>=0.20",
+        # Swagger UI's assets for the /docs/ page (served by the gateway: no CDN).
+        "swagger-ui-py>=25",
     ],
     extras_require={
         # What Airflow needs for a PostgreSQL metadata DB: psycopg2 for its sync engine, asyncpg for its async one.
         "postgres": ["apache-airflow[postgres]>=3.2,<3.4"],
-        "test": ["pytest>=8", "pytest-aiohttp>=1.1", "pytest-xdist>=3.6", "ruff>=0.6", "playwright>=1.45"],
+        "test": [
+            "pytest>=8",
+            "pytest-aiohttp>=1.1",
+            "pytest-xdist>=3.6",
+            "ruff>=0.6",
+            "playwright>=1.45",
+            "openapi-spec-validator>=0.7",
+            "schemathesis>=4.1",
+        ],
     },
     entry_points={"console_scripts": ["airflow-rest-gateway=gateway.__main__:main"]},
 )

@@ -32,6 +32,7 @@ from .keys import (
     SHARED_BACKEND,
     TOKEN_DIGESTS,
 )
+from .metrics import METRICS, Metrics, metrics_middleware
 from .middlewares import (
     audit_middleware,
     auth_middleware,
@@ -103,6 +104,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     app[AIRFLOW_WORKER] = worker
     if settings.experimental.warm_at_start:
         worker.warm()
+    app[METRICS].watch(app)
     yield
     await app[SERVICES].close()
     if SHARED_AIRFLOW_WORKER not in app:
@@ -131,8 +133,10 @@ def create_app(
     """The gateway. ``backend``, ``airflow_worker``: use these instead of starting new ones (the caller owns them)."""
     auth = TokenAuth(settings.header_name, settings.tokens, disabled=settings.auth_disabled)
     audit = AuditLog(settings.audit.destination)
+    metrics = Metrics()
     app = web.Application(
         middlewares=[
+            metrics_middleware(metrics),
             secrets_middleware(auth),
             audit_middleware(audit),
             errors_middleware(),
@@ -143,6 +147,7 @@ def create_app(
         client_max_size=settings.deploy.max_bytes * 2 + 64 * 1024,
     )
     app[SETTINGS] = settings
+    app[METRICS] = metrics
     app[TOKEN_DIGESTS] = auth.digests
     if backend is not None:
         app[SHARED_BACKEND] = backend

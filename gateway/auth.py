@@ -49,14 +49,21 @@ class TokenAuth:
     def digests(self) -> frozenset[bytes]:
         return frozenset(digest for digest, _ in self._known)
 
-    def presented(self, request: web.Request) -> str | None:
+    def credentials(self, request: web.Request) -> list[str]:
+        """Every token the request presents: the configured header's, then a Bearer token."""
+        found = []
         value = request.headers.get(self.header_name)
         if value:
-            return value
+            found.append(value)
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and credentials.strip():
-            return credentials.strip()
-        return None
+            found.append(credentials.strip())
+        return found
+
+    def presented(self, request: web.Request) -> str | None:
+        """The request's token; None when it presents none, or two that differ (which one was meant?)."""
+        found = set(self.credentials(request))
+        return found.pop() if len(found) == 1 else None
 
     def authenticate(self, token: str | None) -> Principal | None:
         if self.disabled:

@@ -54,10 +54,15 @@ def _depth(document: Any) -> int:
     return deepest
 
 
-async def read_json(request: web.Request) -> Any:
-    """The body as JSON (empty: None)."""
+async def read_json_object(request: web.Request, what: str) -> dict[str, Any] | None:
+    """The body as a JSON object (none at all: None); blanks, ``null`` or any other JSON value are a 400."""
     raw = await read_bytes(request)
-    return loads(raw) if raw.strip() else None
+    if not raw:
+        return None
+    document = loads(raw)
+    if not isinstance(document, dict):
+        raise ApiError(400, f"A JSON body must be an object of {what}")
+    return document
 
 
 def _identity_only(request: web.Request) -> None:
@@ -95,6 +100,8 @@ async def read_form(request: web.Request) -> Any:
 
 _TRUE = frozenset({"", "true", "1", "yes", "on", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
+#: Every spelling of a boolean that :func:`parse_bool` takes ("" is true: present without a value).
+BOOL_WORDS = tuple(sorted(_TRUE | _FALSE))
 
 
 def parse_bool(name: str, value: Any) -> bool:

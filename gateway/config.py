@@ -216,6 +216,13 @@ class ExperimentalSettings(_Model):
     threads: int = Field(8, ge=1, le=64)
 
 
+class MetricsSettings(_Model):
+    """``GET /metrics`` (Prometheus). It holds counts and API names, never a secret; open by default, like /health."""
+
+    #: True: a scrape needs a token (any configured one), as every API call does.
+    require_token: bool = False
+
+
 class WaitSettings(_Model):
     """``trigger_dag&wait=true``, ``watch_dag_run`` and the experimental API's ``?wait=true``."""
 
@@ -274,6 +281,7 @@ class FileSettings(_Model):
     streaming: StreamingSettings = StreamingSettings()
     jobs: JobsSettings = JobsSettings()
     experimental: ExperimentalSettings = ExperimentalSettings()
+    metrics: MetricsSettings = MetricsSettings()
     audit: AuditSettings = AuditSettings()
     rest_api_plugin: CompatSettings = CompatSettings()
     state_dir: Path | None = None
@@ -304,6 +312,7 @@ class Settings:
         self.streaming = file.streaming
         self.jobs = file.jobs
         self.experimental = file.experimental
+        self.metrics = file.metrics
         self.audit = file.audit
         self.disabled_apis = frozenset(file.apis.disabled)
         self.fast_reads = file.apis.fast_reads

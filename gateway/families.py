@@ -35,6 +35,16 @@ def public(handler: Handler) -> Handler:
     return handler
 
 
+def public_when(condition: Callable[[web.Request], bool]) -> Callable[[Handler], Handler]:
+    """No token needed when ``condition(request)`` holds (a route whose openness is configured)."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.public = condition  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
 def unaudited(handler: Handler) -> Handler:
     """Left out of the audit log (/health, which load balancers poll)."""
     handler.unaudited = True  # type: ignore[attr-defined]
@@ -42,7 +52,8 @@ def unaudited(handler: Handler) -> Handler:
 
 
 def is_public(request: web.Request) -> bool:
-    return getattr(request.match_info.handler, "public", False)
+    public = getattr(request.match_info.handler, "public", False)
+    return bool(public(request)) if callable(public) else bool(public)
 
 
 def is_audited(request: web.Request) -> bool:
@@ -57,9 +68,21 @@ def family_of(request: web.Request) -> Family | None:
     return None
 
 
+def family_name(request: web.Request) -> str:
+    """The name of the family that serves the request's route ("none" when no route matched)."""
+    family = family_of(request)
+    if family is not None:
+        return family.name
+    return getattr(request.match_info.handler, "family_name", "none")
+
+
 def mount(root: web.Application, family: Family, base_path: str, expect_handler: Any) -> None:
     """Add ``family`` under ``base_path``; a family's own root route also answers at the bare prefix
     (``/api/jobs`` as well as ``/api/jobs/``), as it always has."""
+    for table in family.routes:
+        for route in table:
+            if isinstance(route, web.RouteDef):
+                route.handler.family_name = family.name  # type: ignore[attr-defined]
     if not family.prefix:
         _add_routes(root, family.routes, base_path, expect_handler)
         return

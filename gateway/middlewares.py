@@ -50,7 +50,7 @@ def secrets_middleware(auth: TokenAuth) -> Callable[[web.Request, Handler], Any]
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        masker = Masker([auth.presented(request) or ""], known)
+        masker = Masker(auth.credentials(request), known)
         for key, value in request.query.items():
             if SENSITIVE_KEY.search(key) or token_digest(value) in known:
                 masker.add(value)

@@ -64,12 +64,14 @@ class EventWriter:
         await response.prepare(request)
         return cls(response, fmt, masker)
 
-    async def event(self, kind: str, payload: dict[str, Any]) -> None:
+    async def event(self, kind: str, payload: dict[str, Any], event_id: int | None = None) -> None:
+        """One event; ``event_id`` (SSE only) is where a reader that saw it resumes (``Last-Event-ID``)."""
         payload = self.masker.value(payload)
         if self.format is Format.NDJSON:
             data = json.dumps({"type": kind, **payload}) + "\n"
         elif self.format is Format.SSE:
-            data = f"event: {kind}\ndata: {json.dumps(payload)}\n\n"
+            resume = "" if event_id is None else f"id: {event_id}\n"
+            data = f"{resume}event: {kind}\ndata: {json.dumps(payload)}\n\n"
         elif kind == "output":
             data = payload["text"] + "\n"
         elif kind == "log":

@@ -77,7 +77,7 @@ def _date_or_run_id(value: str) -> str:
 
 def _trigger_body(body: dict[str, Any]) -> dict[str, Any]:
     checked: dict[str, Any] = {}
-    if "conf" in body:
+    if body.get("conf") is not None:  # null means no conf: Airflow 2's json_client always sends the key
         conf = body["conf"]
         if isinstance(conf, str):  # the seed's own curl example sends conf as a JSON string
             try:
@@ -242,6 +242,7 @@ async def get_paused(request: web.Request) -> web.Response:
     return await _answer(request, "get_paused", dag_id=_path(request)["dag_id"])
 
 
+@routes.delete("/dags/{dag_id}/delete_dag")  # the URL Airflow 2's json_client sends (Airflow's own bug #14373)
 @routes.delete("/dags/{dag_id}")
 async def delete_dag(request: web.Request) -> web.Response:
     return await _answer(request, "delete", dag_id=_path(request)["dag_id"])
@@ -282,6 +283,7 @@ async def delete_pool(request: web.Request) -> web.Response:
     return await _answer(request, "delete_pool", name=_path(request)["name"])
 
 
+@routes.get("/lineage/{dag_id}/{execution_date}/")  # as the experimental API's reference writes it
 @routes.get("/lineage/{dag_id}/{execution_date}")
 async def lineage(request: web.Request) -> web.Response:
     info = _path(request)

@@ -69,12 +69,15 @@ async def cancel_job(request: web.Request) -> web.Response:
 async def job_log(request: web.Request) -> web.StreamResponse:
     jobs = request.config_dict[JOBS]
     job = await _visible_job(request)
-    raw_offset = request.query.get("offset", "0")
+    fmt = stream_format(request.query.get("stream"), request.headers.get("Accept", ""))
+    # A reconnecting EventSource repeats its URL and says where it got to: that wins over ?offset=.
+    resumed = request.headers.get("Last-Event-ID") if fmt is Format.SSE else None
+    raw_offset = resumed if resumed is not None else request.query.get("offset", "0")
     if not OFFSET.fullmatch(raw_offset):
-        raise ApiError(400, "'offset' must be a non-negative whole number (a next_offset value)")
+        what = "Last-Event-ID" if resumed is not None else "offset"
+        raise ApiError(400, f"'{what}' must be a non-negative whole number (a next_offset value)")
     offset = int(raw_offset)
     await jobs.check_offset(job, offset)
-    fmt = stream_format(request.query.get("stream"), request.headers.get("Accept", ""))
     if fmt is None:
         events, next_offset = await jobs.read(job, offset)
         return web.json_response(
@@ -82,10 +85,10 @@ async def job_log(request: web.Request) -> web.StreamResponse:
         )
     writer = await EventWriter.open(request, Format.NDJSON if fmt is Format.TEXT else fmt, request[MASKER])
     try:
-        async for _, event in jobs.follow(job, offset):
+        async for after, event in jobs.follow(job, offset):
             if request.transport is None or request.transport.is_closing():
                 raise ClientGone
-            await writer.event("output", event)
+            await writer.event("output", event, event_id=after)
         await writer.event("result", _described(request, await jobs.get(job.id) or job))
         await writer.response.write_eof()
     except (ClientGone, ConnectionError):

@@ -7,13 +7,16 @@ and answers 202 with its URLs.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from ..bodies import loads, read_form, read_json
+from ..bodies import loads, read_form, read_json_object
 from ..catalog import CATALOG, Api, ApiError, Kind, Outcome, Upload, Values, parse_bool, validate
 from ..config import Settings
 from ..envelope import dumps, http_date, plugin_body, utc_now
@@ -21,7 +24,7 @@ from ..keys import AIRFLOW_WORKER, AUDIT, CALL_TIME, DAEMONS, JOBS, MASKER, PRIN
 from ..masking import Masker, token_digest
 from ..middlewares import masked_arguments
 from ..output import Failure, classify_failure, split_log_lines
-from ..runner import Collector, Command, Lines, Overloaded, RunResult, RunState
+from ..runner import Collector, Command, CommandRunner, Lines, RunResult, RunState
 from ..streaming import ClientGone, EventWriter, Format, stream_events, stream_format, with_heartbeats
 from ..watch import RunWatch, ask, check_can_run, scheduler_warning
 from .jobs import job_urls
@@ -62,10 +65,7 @@ async def read_params(request: web.Request, max_upload_bytes: int) -> Params:
     body: dict[str, Any] = {}
     if request.body_exists:
         if request.content_type == "application/json":
-            document = await read_json(request)
-            if document is not None and not isinstance(document, dict):
-                raise ApiError(400, "A JSON body must be an object of arguments")
-            body = document or {}
+            body = await read_json_object(request, "arguments") or {}
         elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             form = await read_form(request)
             _once(form)
@@ -163,6 +163,7 @@ class Reply:
         )
 
 
+@routes.route("*", "/api/{api}")  # one URL per API (the OpenAPI document's operations), same contract
 @routes.route("*", "/api")
 async def plugin_api(request: web.Request) -> web.StreamResponse:
     settings = request.config_dict[SETTINGS]
@@ -172,6 +173,10 @@ async def plugin_api(request: web.Request) -> web.StreamResponse:
         return Reply(request, Params(dict(request.query), {}))(exc.status, exc.message)
     merged = params.merged
     name = str(merged.pop("api", "") or "").strip().lower()
+    in_path = request.match_info.get("api", "").strip().lower()
+    if in_path and name and name != in_path:
+        return Reply(request, params)(400, f"The URL names API '{in_path[:100]}' but 'api' says '{name[:100]}'")
+    name = in_path or name
     options = {key: merged.pop(key) for key in OPTIONS if key in merged}
     api = CATALOG.get(name)
     learn_secrets(request[MASKER], api, params, request.config_dict[TOKEN_DIGESTS])
@@ -198,7 +203,7 @@ async def _call(
     if api.gone:
         raise ApiError(410, f"API '{api.name}' has no Airflow 3 equivalent: {api.gone}")
     if request.method not in api.methods:
-        raise ApiError(405, f"API '{api.name}' takes {' or '.join(api.methods)}")
+        raise ApiError(405, f"API '{api.name}' takes {' or '.join(api.methods)}", {"Allow": ", ".join(api.methods)})
     if api.name in settings.disabled_apis:
         raise ApiError(
             403,
@@ -234,11 +239,11 @@ async def _call(
         await check_can_run(worker, values["dag_id"])
     elif fmt is not None:
         return await stream_command(request, reply, api, values, command, fmt)
-    runner = request.config_dict[RUNNER]
     fast = api.fast_path and settings.fast_reads and not waiting
-    result = await worker.read(command, runner.max_output_bytes) if fast else None
-    if result is None:
-        result = await runner.run(command)
+    async with _hang_up_counted(request.config_dict[RUNNER]) as runner:
+        result = await worker.read(command, runner.max_output_bytes) if fast else None
+        if result is None:
+            result = await runner.run(command)
     body = reply.result_body(api, values, command.display(), result)
     if body["http_response_code"] == 200 and isinstance(body.get("data"), dict):
         if waiting:
@@ -312,18 +317,29 @@ async def _start_job(request: web.Request, reply: Reply, api: Api, command: Comm
         job = await jobs.submit(api.name, command, owner, request.config_dict[DAEMONS].start, masker, daemon=True)
     else:
         runner = request.config_dict[RUNNER]
-        if runner.admission.full:
-            raise Overloaded(runner.admission.retry_after_s)
+        runner.admission.check()
         job = await jobs.submit(api.name, command, owner, runner.start, masker)
     request[AUDIT].job_id = job.id
+    urls = job_urls(request, job)
     return reply(
         202,
         f"Job {job.id} started",
+        headers={"Location": urls["status_url"]},
         airflow_cmd=job.command,
         job_id=job.id,
         data=job.public(),
-        **job_urls(request, job),
+        **urls,
     )
+
+
+@asynccontextmanager
+async def _hang_up_counted(runner: CommandRunner) -> AsyncIterator[CommandRunner]:
+    """Counts a run killed because its client hung up (``handler_cancellation`` cancels the handler)."""
+    try:
+        yield runner
+    except asyncio.CancelledError:
+        runner.killed_on_disconnect += 1
+        raise
 
 
 async def stream_command(
@@ -332,7 +348,7 @@ async def stream_command(
     """Output lines as they are printed, then the envelope as the last event. Admission errors come first, as JSON."""
     settings = request.config_dict[SETTINGS]
     runner = request.config_dict[RUNNER]
-    async with runner.start(command) as run:
+    async with _hang_up_counted(runner), runner.start(command) as run:
         writer = await EventWriter.open(request, fmt, request[MASKER])
         lines, kept = Lines(), Collector(runner.max_output_bytes)
         try:
@@ -343,6 +359,7 @@ async def stream_command(
             for stream, text in lines.rest():
                 await writer.event("output", {"stream": stream, "text": text})
         except (ClientGone, ConnectionError):
+            runner.killed_on_disconnect += 1
             return writer.response  # leaving the block kills the run's process group
     if run.lost:
         body = reply.body(503, run.lost)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import tempfile
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from .admission import Admission, Overloaded
 from .base import OWNER_ENV, Chunk, Command, Lines, Run, RunnerUnavailable, RunResult, RunState
@@ -84,6 +85,10 @@ class CommandRunner:
         self.max_output_bytes = max_output_bytes
         #: Processes started so far (bad input must never move it).
         self.started = 0
+        #: Runs by how they ended (timed out, cancelled, ...).
+        self.ended: collections.Counter[RunState] = collections.Counter()
+        #: Runs killed because their client hung up (counted by the HTTP layer, which sees the hang-up).
+        self.killed_on_disconnect = 0
 
     @property
     def mode(self) -> str:
@@ -101,14 +106,17 @@ class CommandRunner:
     async def start(self, command: Command, timeout_s: float | None = None) -> AsyncIterator[Run]:
         async with self.admission.slot():
             self.started += 1
-            if not command.files:
-                async with self.backend.start(command, timeout_s) as run:
-                    yield run
-                return
-            with tempfile.TemporaryDirectory(prefix="gateway-run-") as directory:
-                _write_files(directory, command.files)
-                async with self.backend.start(command.with_files_at(directory), timeout_s) as run:
-                    yield run
+            with tempfile.TemporaryDirectory(prefix="gateway-run-") if command.files else nullcontext() as directory:
+                if directory is not None:
+                    _write_files(directory, command.files)
+                    command = command.with_files_at(directory)
+                run: Run | None = None
+                try:
+                    async with self.backend.start(command, timeout_s) as run:
+                        yield run
+                finally:
+                    if run is not None:
+                        self.ended[run.state] += 1
 
     async def run(self, command: Command, timeout_s: float | None = None) -> RunResult:
         async with self.start(command, timeout_s) as run:

@@ -31,16 +31,23 @@ class Admission:
         self.retry_after_s = retry_after_s
         self.running = 0
         self.waiting = 0
+        #: Requests refused with a 503 so far.
+        self.rejected = 0
 
     @property
     def full(self) -> bool:
         """Every slot busy and the queue full: the next request would be refused."""
         return self._slots.locked() and self.waiting >= self.max_queue
 
+    def check(self) -> None:
+        """Refuse now (:class:`Overloaded`, counted) if the next request could not even queue."""
+        if self.full:
+            self.rejected += 1
+            raise Overloaded(self.retry_after_s)
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        if self.full:
-            raise Overloaded(self.retry_after_s)
+        self.check()
         self.waiting += 1
         try:
             await self._slots.acquire()

@@ -183,3 +183,24 @@ async def test_the_page_under_a_base_path_and_the_filter(open_page: Any) -> None
     await expect(form.locator(".output .status")).to_contain_text("OK · HTTP 200")
     assert await form.get_attribute("action") == "/airflow-gw/admin/rest_api/api?api=version"
     await screenshot(page, "page-under-base-path")
+
+
+async def test_the_openapi_page_renders_every_operation_without_a_cdn(
+    aiohttp_client: Any, airflow_home: Path, browser: Browser
+) -> None:
+    settings = parse_settings(settings_dict(airflow_home, runner={"mode": "exec"}))
+    client = await aiohttp_client(create_app(settings))
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("request", lambda request: None if "127.0.0.1" in request.url else problems.append(request.url))
+    try:
+        await page.goto(f"http://127.0.0.1:{client.server.port}/docs/")
+        await expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)
+        document = await (await client.get("/openapi.json")).json()
+        operations = sum(len(item) for item in document["paths"].values())
+        assert await page.locator(".opblock").count() == operations
+        await screenshot(page, "openapi-docs")
+    finally:
+        await page.close()
+    assert problems == []  # no CSP violation, nothing fetched from elsewhere

@@ -257,6 +257,9 @@ async def test_lineage_from_assets(client: TestClient) -> None:
     assert body["task_ids"]["produce"]["inlets"] == []
     assert [o["uri"] for o in body["task_ids"]["refine"]["outlets"]] == ["s3://lake/clean/orders"]
     assert [i["uri"] for i in body["task_ids"]["refine"]["inlets"]] == ["s3://lake/raw/orders"]
+    assert body["message"] == f"Lineage of 2 task(s) in DAG run {run['run_id']} of gw_assets"
+    # The reference writes the URL with a trailing slash.
+    assert await get(client, f"/lineage/gw_assets/{quote(run['execution_date'], safe='')}/") == (200, body)
     status, body = await get(client, "/lineage/gw_assets/1990-01-01")
     assert status == 404
     status, body = await get(client, "/lineage/gw_assets/garbage")

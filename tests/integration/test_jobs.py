@@ -39,6 +39,7 @@ async def start(client: TestClient, **params: str) -> dict[str, Any]:
     body = await resp.json()
     assert resp.status == 202, body
     assert set(body) >= {"job_id", "status_url", "log_url", "cancel_url"}
+    assert resp.headers["Location"] == body["status_url"]
     return body
 
 
@@ -104,3 +105,41 @@ async def test_bad_job_requests(make_client: Any) -> None:
     job = await start(client, api="version")
     resp = await client.get(job["log_url"], params={"offset": "-3"}, headers=AUTH)
     assert resp.status == 400 and "offset" in (await resp.json())["error"]
+
+
+async def sse_events(resp: Any, stop_after_output: int | None = None) -> list[dict[str, Any]]:
+    """SSE events as dicts (``id``, ``event``, ``data``); with ``stop_after_output``, hang up after that many."""
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    async for raw in resp.content:
+        line = raw.decode().rstrip("\n")
+        if line:
+            field, _, value = line.partition(": ")
+            if field in ("id", "event", "data"):
+                current[field] = json.loads(value) if field == "data" else value
+            continue
+        if "event" in current:
+            events.append(current)
+            outputs = [e for e in events if e["event"] == "output"]
+            if stop_after_output is not None and len(outputs) == stop_after_output:
+                resp.close()
+                break
+        current = {}
+    return events
+
+
+async def test_an_sse_follow_resumes_from_last_event_id_without_losing_or_repeating(make_client: Any) -> None:
+    client: TestClient = await make_client()
+    job = await start(client, **SLOW)
+    sse = {**AUTH, "Accept": "text/event-stream"}
+    first = await sse_events(await client.get(job["log_url"], headers=sse), stop_after_output=1)
+    assert [e["event"] for e in first] == ["output"] and int(first[0]["id"]) > 0
+    resumed = await client.get(job["log_url"], params={"offset": "0"}, headers={**sse, "Last-Event-ID": first[0]["id"]})
+    rest = await sse_events(resumed)
+    assert rest[-1]["event"] == "result" and "id" not in rest[-1]
+    replay = await (await client.get(job["log_url"], params={"offset": "0"}, headers=AUTH)).json()
+    followed = [e["data"] for e in first + rest if e["event"] == "output"]
+    assert followed == replay["events"]  # every line once, in order
+    assert int(rest[-2]["id"]) == replay["next_offset"]  # the last id is where the log ends
+    bad = await client.get(job["log_url"], headers={**sse, "Last-Event-ID": "x"})
+    assert bad.status == 400 and "Last-Event-ID" in (await bad.json())["error"]

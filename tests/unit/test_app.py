@@ -220,3 +220,13 @@ async def test_an_argument_given_twice_is_refused(make: Any, query: str) -> None
     resp = await client.get(f"{PLUGIN}?{query}", headers=AUTH)
     assert resp.status == 400 and "more than once" in (await resp.json())["output"]
     assert client.app[RUNNER].started == 0
+
+
+async def test_two_tokens_that_disagree_are_refused(make: Any) -> None:
+    client = await make()
+    both = {**AUTH, "Authorization": "Bearer not-the-same-token"}
+    resp = await client.get(PLUGIN, params={"api": "rest_api_plugin_version"}, headers=both)
+    assert resp.status == 403 and "not-the-same-token" not in await resp.text()
+    same = {**AUTH, "Authorization": f"Bearer {TOKEN}"}
+    resp = await client.get(PLUGIN, params={"api": "rest_api_plugin_version"}, headers=same)
+    assert resp.status == 200

@@ -28,6 +28,7 @@ def test_known_failures_map_to_4xx_and_the_rest_to_500() -> None:
     assert classify_failure(1, "", "airflow.exceptions.DagRunAlreadyExists: run exists\n").http_status == 409
     assert classify_failure(1, "", "Variable nope does not exist.\n").http_status == 404
     assert classify_failure(1, "", "Pool nope does not exist\n").http_status == 404
+    assert classify_failure(1, "", "Can not find dag 'nope' in database\n").http_status == 404  # tasks state, dags show
     usage = "usage: airflow tasks list [-h] dag_id\nairflow tasks list: error: unrecognized arguments: -o\n"
     failure = classify_failure(2, "", usage)
     assert (failure.http_status, failure.message) == (400, "unrecognized arguments: -o")
