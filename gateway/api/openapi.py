@@ -17,7 +17,7 @@ from ..families import public
 from ..keys import SETTINGS
 from ..middlewares import link
 from ..openapi import document
-from .page import template_dir
+from .page import static_file, template_dir
 
 routes = web.RouteTableDef()
 #: Served from the swagger-ui-py package, and the page's own initializer.
@@ -63,8 +63,4 @@ async def docs(request: web.Request) -> web.Response:
 @routes.get("/docs/static/{name}")
 async def asset(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if name not in ASSETS:
-        raise web.HTTPNotFound(text=f"No static file {name!r}")
-    directory = template_dir() if name == "openapi.js" else swagger_ui_dir()
-    headers = {"Content-Type": ASSETS[name], **SECURITY_HEADERS, "Cache-Control": "no-cache"}
-    return web.FileResponse(directory / name, headers=headers)
+    return static_file(template_dir() if name == "openapi.js" else swagger_ui_dir(), name, ASSETS, SECURITY_HEADERS)

@@ -68,13 +68,17 @@ async def index(request: web.Request) -> web.Response:
     return response
 
 
+def static_file(
+    directory: Path, name: str, content_types: dict[str, str], security_headers: dict[str, str] = SECURITY_HEADERS
+) -> web.FileResponse:
+    """One of the files a page is allowed to load (``content_types`` names them all), with the page's headers."""
+    if name not in content_types:
+        raise web.HTTPNotFound(text=f"No static file {name!r}")
+    headers = {"Content-Type": content_types[name], **security_headers, "Cache-Control": "no-cache"}
+    return web.FileResponse(directory / name, headers=headers)
+
+
 @public
 @routes.get("/static/{name}")
 async def static(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
-    if name not in STATIC_FILES:
-        raise web.HTTPNotFound(text=f"No static file {name!r}")
-    return web.FileResponse(
-        template_dir() / name,
-        headers={"Content-Type": STATIC_FILES[name], **SECURITY_HEADERS, "Cache-Control": "no-cache"},
-    )
+    return static_file(template_dir(), request.match_info["name"], STATIC_FILES)
