@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -33,6 +33,7 @@ class Metrics:
     """The app's registry and the request metrics; :meth:`watch` adds the state of a running app."""
 
     def __init__(self) -> None:
+        self._state: _StateCollector | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "gateway_requests",
@@ -50,7 +51,19 @@ class Metrics:
 
     def watch(self, app: web.Application) -> None:
         """Expose the runner, jobs and worker of ``app`` (called once they exist)."""
-        self.registry.register(_StateCollector(app))
+        self._state = _StateCollector(app)
+        self.registry.register(self._state)
+
+    async def exposition(self) -> bytes:
+        """The text a scrape gets. Jobs live in a store that is read asynchronously (PostgreSQL when replicas
+        share it), so they are counted here, just before the collector runs."""
+        jobs = self._state.app.get(JOBS) if self._state is not None else None
+        if jobs is not None:
+            counts = dict.fromkeys(RunState, 0)
+            for job in await jobs.newest_first():
+                counts[job.state] += 1
+            self._state.job_counts = counts
+        return generate_latest(self.registry)
 
     def observe(self, request: web.Request, status: int, duration_s: float) -> None:
         record = request.get(AUDIT)
@@ -89,13 +102,15 @@ class _StateCollector(Collector):
     """Reads the app's own counters and gauges at scrape time."""
 
     def __init__(self, app: web.Application) -> None:
-        self._app = app
+        self.app = app
+        #: Jobs by state, counted by :meth:`Metrics.exposition` before each scrape.
+        self.job_counts: dict[RunState, int] = dict.fromkeys(RunState, 0)
 
     def describe(self) -> list[Metric]:
         return []  # families vary with what the app holds; nothing to check at registration
 
     def collect(self) -> Iterator[Metric]:
-        app = self._app
+        app = self.app
         runner = app.get(RUNNER)
         if runner is not None:
             admission = runner.admission
@@ -120,14 +135,10 @@ class _StateCollector(Collector):
                 "Commands killed because their client hung up",
                 runner.killed_on_disconnect,
             )
-        jobs = app.get(JOBS)
-        if jobs is not None:
-            by_state = GaugeMetricFamily("gateway_jobs", "Background jobs in the job table, by state", labels=["state"])
-            counts = {state: 0 for state in RunState}
-            for job in jobs.newest_first():
-                counts[job.state] += 1
-            for state, count in counts.items():
-                by_state.add_metric([state.value], count)
+        if app.get(JOBS) is not None:
+            by_state = GaugeMetricFamily("gateway_jobs", "Background jobs in the job store, by state", labels=["state"])
+            for state in RunState:
+                by_state.add_metric([state.value], self.job_counts[state])
             yield by_state
         worker = app.get(AIRFLOW_WORKER)
         if worker is not None:

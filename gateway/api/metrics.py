@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..families import public_when, unaudited
 from ..keys import SETTINGS
@@ -16,5 +16,5 @@ routes = web.RouteTableDef()
 @unaudited
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.config_dict[METRICS].registry)
+    body = await request.config_dict[METRICS].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

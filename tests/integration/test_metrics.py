@@ -53,7 +53,10 @@ async def wait_for(client: TestClient, name: str, at_least: float) -> dict[tuple
 
 
 async def test_a_call_a_rejection_and_a_hang_up_move_the_counters(aiohttp_client: Any, airflow_home: Path) -> None:
-    client = await app_client(aiohttp_client, airflow_home, runner={"max_concurrency": 1, "max_queue": 0})
+    # Every call through the runner (version would otherwise be read by the worker, without a slot).
+    client = await app_client(
+        aiohttp_client, airflow_home, runner={"max_concurrency": 1, "max_queue": 0}, apis={"fast_reads": False}
+    )
     before = await scrape(client)
     assert before[("gateway_runner_slots", ())] == 1
     assert before[("gateway_runner_runs_started_total", ())] == 0

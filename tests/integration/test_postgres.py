@@ -61,5 +61,5 @@ async def test_concurrent_pool_changes_all_succeed(client: TestClient) -> None:
     assert [status for status, _ in answers] == [200] * len(answers), [b.get("error") for _, b in answers]
     _, listed = await call(client, "pool")
     slots = {item["pool"]: item["slots"] for item in listed["data"]}
-    assert {name: slots[name] for name in pools} == {name: str(n) for n, name in enumerate(pools, 1)}
-    assert 100 <= int(slots["default_pool"]) < 108
+    assert {name: slots[name] for name in pools} == {name: n for n, name in enumerate(pools, 1)}
+    assert 100 <= slots["default_pool"] < 108

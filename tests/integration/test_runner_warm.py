@@ -23,7 +23,10 @@ PLUGIN = "/admin/rest_api/api"
 
 
 async def own_warm_client(aiohttp_client: Any, airflow_home: Path, **runner: Any) -> TestClient:
-    settings = parse_settings(settings_dict(airflow_home, runner={"mode": "warm", **runner}))
+    """An app with a fork server of its own, through which every call goes (no read answered by the worker)."""
+    settings = parse_settings(
+        settings_dict(airflow_home, runner={"mode": "warm", **runner}, apis={"fast_reads": False})
+    )
     return await aiohttp_client(create_app(settings))
 
 
