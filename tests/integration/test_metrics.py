@@ -95,8 +95,10 @@ async def test_a_timeout_moves_its_counter(aiohttp_client: Any, airflow_home: Pa
     assert requests_of(samples, "plugin", "test", 504) == 1
 
 
-async def test_jobs_by_state_and_the_experimental_worker(aiohttp_client: Any, airflow_home: Path) -> None:
-    client = await app_client(aiohttp_client, airflow_home)
+async def test_jobs_by_state_and_the_experimental_worker(
+    aiohttp_client: Any, airflow_home: Path, tmp_path: Path
+) -> None:
+    client = await app_client(aiohttp_client, airflow_home, state_dir=str(tmp_path))  # a job store of its own
     resp = await client.get(PLUGIN, params={"api": "version", "async": "true"}, headers=AUTH)
     assert resp.status == 202
     status_url = (await resp.json())["status_url"]
