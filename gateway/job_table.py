@@ -10,13 +10,13 @@ resume token: replaying or following from it neither loses nor repeats a line.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
+from .aio import cancel_and_wait
 from .errors import ApiError
 from .job_store import Event, Job, JobStore
 from .job_store.base import STOPPED_WHILE_RUNNING, Wakeups
@@ -118,9 +118,7 @@ class Jobs:
         """Stop ``job`` wherever it runs; its state once it ended (or, if its replica is slow to say, as it is)."""
         task = self._tasks.get(job.id)
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         else:
             await self.store.request_cancel(job.id)
             deadline = time.monotonic() + REMOTE_CANCEL_WAIT_S

@@ -11,7 +11,6 @@ that exits is started again after ``restart_delay_s``. Its output goes to ``stat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .aio import cancel_and_wait
 from .catalog import INFO_ENV
 from .runner import Command, ExecRunner, RunnerUnavailable
 
@@ -58,11 +58,7 @@ class AirflowServices:
 
     async def close(self) -> None:
         """Stop every service (its process tree is killed as its run's block is left) and wait until it is gone."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
 
     def public(self) -> dict[str, Any]:
         return {name: state.public() for name, state in self.states.items()}

@@ -239,10 +239,10 @@ async def _call(
         await check_can_run(worker, values["dag_id"])
     elif fmt is not None:
         return await stream_command(request, reply, api, values, command, fmt)
-    fast = api.fast_path and settings.fast_reads and not waiting
-    async with _hang_up_counted(request.config_dict[RUNNER]) as runner:
-        result = await worker.read(command, runner.max_output_bytes) if fast else None
-        if result is None:
+    runner = request.config_dict[RUNNER]
+    result = await worker.read(command, runner.max_output_bytes) if api.fast_path and settings.fast_reads else None
+    if result is None:
+        async with _hang_up_counted(runner):  # a fast read kills no process when its client hangs up
             result = await runner.run(command)
     body = reply.result_body(api, values, command.display(), result)
     if body["http_response_code"] == 200 and isinstance(body.get("data"), dict):

@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 
+from ..aio import cancel_and_wait
 from ..errors import ApiError
 from ..masking import Masker
 from ..runner import RunState
@@ -154,11 +155,7 @@ class PostgresStore(JobStore):
         await Wakeups.wait(listening, CONNECT_TIMEOUT_S)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         with contextlib.suppress(ApiError, psycopg.Error):
             await self._execute(f"DELETE FROM {SCHEMA}.replicas WHERE id = %s", (self.replica,))
         await self._db.close()

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
+from ..aio import cancel_and_wait
 from . import contain
 from .base import OWNER_ENV, Command, RunnerUnavailable
 from .group import GroupRun
@@ -141,11 +142,7 @@ class WarmRunner:
 
     async def close(self) -> None:
         self._closing = True
-        for task in (self._supervisor, self._replacing):
-            if task is not None:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait(self._supervisor, self._replacing)
         for zygote in (self._zygote, *self._retired):
             if zygote is not None:
                 await zygote.helper.stop()

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ..aio import cancel_and_wait
 from ..runner import OWNER_ENV, Command, RunnerUnavailable, RunResult, RunState
 from ..runner.helper import HelperProcess
 
@@ -139,7 +140,4 @@ class AirflowWorker:
             with contextlib.suppress(asyncio.CancelledError, RunnerUnavailable):
                 await self._starting
         await self._stop()
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader_task
+        await cancel_and_wait(self._reader_task)
