@@ -9,12 +9,12 @@ import sys
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, logs
 from .app import create_app
 from .audit import AccessLogger
 from .config import ConfigError, Settings, load_settings
 from .errors import ApiError
-from .masking import LogFilter, Masker, token_digest
+from .masking import Masker, token_digest
 from .protocol import answer_protocol_errors_as_json
 from .runner import contain
 
@@ -63,7 +63,6 @@ def main(argv: list[str] | None = None) -> None:
 
     # Children (and DAG code in them) run as the same user: they must not read our memory or environment.
     contain.not_dumpable()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -71,9 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     secrets_anywhere = Masker(token_digests=frozenset(t.sha256 for t in settings.tokens))
     secrets_anywhere.add_uri(settings.job_store_url)
-    tokens_anywhere = LogFilter(secrets_anywhere)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(tokens_anywhere)
+    logs.configure(settings.log.format, secrets_anywhere)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     if settings.log_loading:

@@ -1,12 +1,13 @@
 """The audit log: one JSON line per call — who, what, how it ended — and never a value, only argument names.
 
 The destination is ``audit.destination``: ``log`` (the gateway's log, logger ``gateway.audit``), ``off``,
-or a file the lines are appended to.
+or a file the lines are appended to. Records are built from masked values and then serialized (never the
+other way round), so a secret — however short — can never change the record's own fields, and a name
+holding a newline or an escape sequence stays inside its JSON string.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -14,8 +15,15 @@ from datetime import UTC, datetime
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from .logs import PREPARED, dumps_line, escape
+from .masking import Masker
+
 #: Longest path written to the access log (the rest is cut; paths can be long and are not secret-free).
 MAX_LOGGED_PATH = 200
+#: Argument names kept in one record (a request may send thousands); the rest are counted.
+MAX_LOGGED_ARGS = 64
+#: Longest argument name kept.
+MAX_ARG_NAME = 100
 
 
 @dataclass
@@ -33,6 +41,15 @@ class AuditRecord:
     duration_s: float = 0.0
     job_id: str | None = None
 
+    def masked(self, masker: Masker) -> dict[str, object]:
+        """The record as written: argument names masked (a name can be a secret) and bounded."""
+        fields = {k: v for k, v in asdict(self).items() if v is not None}
+        names = [masker.key(name[:MAX_ARG_NAME]) for name in self.args[:MAX_LOGGED_ARGS]]
+        if len(self.args) > MAX_LOGGED_ARGS:
+            names.append(f"(and {len(self.args) - MAX_LOGGED_ARGS} more)")
+        fields["args"] = names
+        return fields
+
 
 class AuditLog:
     def __init__(self, destination: str) -> None:
@@ -46,9 +63,10 @@ class AuditLog:
             self._handler.setFormatter(logging.Formatter("%(message)s"))
             self._logger.addHandler(self._handler)
 
-    def write(self, record: AuditRecord) -> None:
+    def write(self, record: AuditRecord, masker: Masker) -> None:
         if self.enabled:
-            self._logger.info("%s", json.dumps({k: v for k, v in asdict(record).items() if v is not None}))
+            fields = record.masked(masker)
+            self._logger.info(dumps_line(fields), extra={**PREPARED, "gateway_fields": fields})
 
     def close(self) -> None:
         handler = getattr(self, "_handler", None)
@@ -58,15 +76,23 @@ class AuditLog:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """aiohttp's access log without the query string (it carries passwords and tokens) or any header."""
+    """aiohttp's access log without the query string (it carries passwords and tokens) or any header; the
+    path masked, and every value escaped onto one line."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         from .keys import MASKER  # keys names AuditRecord: imported here, not at the top
 
-        path = request.path[:MAX_LOGGED_PATH]
-        masker = request.get(MASKER)
-        if masker is not None:
-            path = masker.text(path)
+        masker = request.get(MASKER) or Masker()
+        fields = {
+            "remote": escape(str(request.remote)),
+            "method": escape(request.method),
+            "path": escape(masker.key(request.path[:MAX_LOGGED_PATH])).replace('"', "\\x22"),
+            "status": response.status,
+            "bytes": response.body_length,
+            "duration_s": round(time, 3),
+        }
         self.logger.info(
-            '%s "%s %s" %s %s %.3fs', request.remote, request.method, path, response.status, response.body_length, time
+            '%s "%s %s" %s %s %.3fs',
+            *(fields[name] for name in ("remote", "method", "path", "status", "bytes", "duration_s")),
+            extra={**PREPARED, "gateway_fields": fields},
         )

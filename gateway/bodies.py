@@ -7,6 +7,7 @@ error, so every failure to parse becomes an :class:`~gateway.errors.ApiError` he
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from typing import Any
@@ -17,6 +18,8 @@ from .errors import ApiError
 
 #: Deepest JSON nesting accepted (a DAG run's conf is rarely more than a few levels deep).
 MAX_JSON_DEPTH = 32
+#: A body larger than this is parsed in a thread (the event loop keeps answering meanwhile).
+OFF_LOOP_BYTES = 64 * 1024
 
 
 def _finite(text: str) -> float:
@@ -59,7 +62,7 @@ async def read_json_object(request: web.Request, what: str) -> dict[str, Any] | 
     raw = await read_bytes(request)
     if not raw:
         return None
-    document = loads(raw)
+    document = await asyncio.to_thread(loads, raw) if len(raw) > OFF_LOOP_BYTES else loads(raw)
     if not isinstance(document, dict):
         raise ApiError(400, f"A JSON body must be an object of {what}")
     return document

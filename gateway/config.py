@@ -262,6 +262,12 @@ class AuditSettings(_Model):
     destination: str = "log"
 
 
+class LogSettings(_Model):
+    #: ``text``: ``time LEVEL logger: message`` lines; ``json``: one JSON object per record (access log and
+    #: audit records as fields). Either way a record is one line (gateway/logs.py).
+    format: Literal["text", "json"] = "text"
+
+
 class CompatSettings(_Model):
     log_loading: bool | None = None
     filter_loading_messages_in_cli_response: bool | None = None
@@ -283,6 +289,7 @@ class FileSettings(_Model):
     experimental: ExperimentalSettings = ExperimentalSettings()
     metrics: MetricsSettings = MetricsSettings()
     audit: AuditSettings = AuditSettings()
+    log: LogSettings = LogSettings()
     rest_api_plugin: CompatSettings = CompatSettings()
     state_dir: Path | None = None
 
@@ -314,6 +321,7 @@ class Settings:
         self.experimental = file.experimental
         self.metrics = file.metrics
         self.audit = file.audit
+        self.log = file.log
         self.disabled_apis = frozenset(file.apis.disabled)
         self.fast_reads = file.apis.fast_reads
 

@@ -9,6 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
+from .masking import Masker
+
+#: The fields of an answer that carry what the client or Airflow said; the rest (times, codes, states, ids,
+#: links) are the gateway's own and are never masked, so no secret, however short, can change them.
+CONTENT_FIELDS = frozenset(
+    {"output", "arguments", "post_arguments", "airflow_cmd", "command", "data", "error", "warning", "text"}
+)
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -22,6 +30,11 @@ def http_date(moment: datetime) -> str:
 def dumps(body: Any) -> str:
     # Sorted keys, as Flask's jsonify produced them for the plugin.
     return json.dumps(body, sort_keys=True, default=str)
+
+
+def masked(body: dict[str, Any], masker: Masker) -> dict[str, Any]:
+    """``body`` (an envelope, a job, a stream event) with its content fields masked, its own fields as they are."""
+    return {key: masker.value(value) if key in CONTENT_FIELDS else value for key, value in body.items()}
 
 
 def plugin_body(call_time: datetime, http_status: int, output: Any, **fields: Any) -> dict[str, Any]:

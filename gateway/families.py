@@ -13,7 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
+from .errors import ApiError
+
 Handler = Callable[[web.Request], Any]
+#: The order ``Allow`` lists methods in (RFC 9110's), whatever order the routes were declared in.
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ def family_name(request: web.Request) -> str:
 
 def mount(root: web.Application, family: Family, base_path: str, expect_handler: Any) -> None:
     """Add ``family`` under ``base_path``; a family's own root route also answers at the bare prefix
-    (``/api/jobs`` as well as ``/api/jobs/``), as it always has."""
+    (``/api/jobs`` as well as ``/api/jobs/``), as it always has. Both are the sub-application's, so a method
+    the route does not take is a 405 naming those it does, at either spelling."""
     for table in family.routes:
         for route in table:
             if isinstance(route, web.RouteDef):
@@ -86,15 +91,28 @@ def mount(root: web.Application, family: Family, base_path: str, expect_handler:
     if not family.prefix:
         _add_routes(root, family.routes, base_path, expect_handler)
         return
-    prefix = base_path + family.prefix
-    for table in family.routes:  # before the sub-application, which would claim the bare prefix as a 404
-        for route in table:
-            if isinstance(route, web.RouteDef) and route.path == "/":
-                root.router.add_route(route.method, prefix, route.handler, expect_handler=expect_handler)
-    sub = web.Application()
+    sub = web.Application(middlewares=[_allow_header])
     sub[FAMILY] = family
     _add_routes(sub, family.routes, "", expect_handler)
-    root.add_subapp(prefix, sub)
+    for table in family.routes:  # "" becomes the bare prefix once the sub-application is added
+        for route in table:
+            if isinstance(route, web.RouteDef) and route.path == "/":
+                sub.router.add_route(route.method, "", route.handler, expect_handler=expect_handler)
+    root.add_subapp(base_path + family.prefix, sub)
+
+
+@web.middleware
+async def _allow_header(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's 405 as the one refusal, keeping its ``Allow`` header (the methods the path takes)."""
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed as exc:
+        allow = ", ".join(sorted(exc.allowed_methods, key=_method_rank))
+        raise ApiError(405, f"Method Not Allowed: this path takes {allow}", {"Allow": allow}) from None
+
+
+def _method_rank(method: str) -> tuple[int, str]:
+    return (_METHOD_ORDER.index(method) if method in _METHOD_ORDER else len(_METHOD_ORDER), method)
 
 
 def _add_routes(app: web.Application, tables: tuple[web.RouteTableDef, ...], base_path: str, expect: Any) -> None:

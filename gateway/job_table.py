@@ -21,7 +21,8 @@ from .errors import ApiError
 from .job_store import Event, Job, JobStore
 from .job_store.base import STOPPED_WHILE_RUNNING, Wakeups
 from .masking import Masker
-from .runner import Command, Lines, Overloaded, Run, RunState
+from .outflow import MaskedOutput
+from .runner import Command, Overloaded, Run, RunState
 
 __all__ = ["Job", "Jobs"]
 
@@ -56,15 +57,26 @@ class Jobs:
         return await self.store.newest_first()
 
     async def submit(
-        self, api: str, command: Command, owner: str, start: Starter, masker: Masker | None = None, daemon: bool = False
+        self,
+        api: str,
+        command: Command,
+        owner: str,
+        start: Starter,
+        masker: Masker | None = None,
+        daemon: bool = False,
+        learn: Callable[[str], None] | None = None,
     ) -> Job:
-        """Start ``command`` in the background; everything it prints goes to the job's log masked with ``masker``."""
+        """Start ``command`` in the background; everything it prints goes to the job's log masked with ``masker``.
+
+        ``learn``: the command's output is a document whose secrets are known only once it is whole (a data
+        command): its lines are held until it ended, ``learn(stdout)`` teaches the masker, then they are
+        written (:class:`~gateway.outflow.MaskedOutput`)."""
         masker = masker or Masker()
         await self.store.prune(self.retention_s)
         job = Job(
             id=secrets.token_hex(8),
             api=api,
-            command=masker.text(command.display()),
+            command=command.display(masker),
             owner=owner,
             state=RunState.QUEUED,
             created_at=time.time(),
@@ -72,18 +84,21 @@ class Jobs:
         )
         await self.store.create(job)
         self._running[job.id] = job
-        self._tasks[job.id] = asyncio.create_task(self._execute(job, command, start, masker))
+        output = MaskedOutput(masker, hold=learn is not None)
+        self._tasks[job.id] = asyncio.create_task(self._execute(job, command, start, output, learn))
         return job
 
-    async def _execute(self, job: Job, command: Command, start: Starter, masker: Masker) -> None:
+    async def _execute(
+        self, job: Job, command: Command, start: Starter, output: MaskedOutput, learn: Callable[[str], None] | None
+    ) -> None:
+        masker = output.masker
         try:
             async with start(command) as run:
                 job.state, job.started_at = RunState.RUNNING, time.time()
                 await self.store.save(job)
-                lines = Lines()
                 async for chunk in run.output():
-                    await self._append(job, lines.feed(chunk), masker)
-                await self._append(job, lines.rest(), masker)
+                    await self._append(job, output.feed(chunk))
+                await self._append(job, output.finish(learn))
             job.state, job.exit_code = run.state, run.exit_code
             job.error = run.lost
             if run.lost:
@@ -105,9 +120,9 @@ class Jobs:
             self._tasks.pop(job.id, None)
             self._running.pop(job.id, None)
 
-    async def _append(self, job: Job, lines: list[tuple[str, str]], masker: Masker) -> None:
+    async def _append(self, job: Job, lines: list[tuple[str, str]]) -> None:
         if lines:
-            await self.store.append(job.id, [{"stream": stream, "text": masker.text(text)} for stream, text in lines])
+            await self.store.append(job.id, [{"stream": stream, "text": text} for stream, text in lines])
 
     def _cancel_requested(self, job_id: str) -> None:
         task = self._tasks.get(job_id)

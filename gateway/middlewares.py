@@ -26,7 +26,7 @@ from .envelope import error_response, plugin_response, utc_now
 from .errors import ApiError
 from .families import family_of, is_audited, is_public
 from .keys import AUDIT, CALL_TIME, FORWARDED_PREFIX, MASKER, PRINCIPAL, SETTINGS
-from .masking import CURRENT, MASK, SENSITIVE_KEY, Masker, token_digest
+from .masking import CURRENT, SENSITIVE_KEY, Masker, token_digest
 
 log = logging.getLogger(__name__)
 #: What an ``X-Forwarded-Prefix`` may be: path segments of plain characters (it lands in links and the page).
@@ -40,7 +40,7 @@ def link(request: web.Request, path: str) -> str:
 
 def masked_arguments(values: Iterable[tuple[str, Any]], masker: Masker) -> dict[str, Any]:
     """Echoed arguments: values under password-like names hidden whole, every known secret masked."""
-    return {key: MASK if SENSITIVE_KEY.search(key) else masker.value(value) for key, value in values}
+    return masker.value(dict(values))
 
 
 def secrets_middleware(auth: TokenAuth) -> Callable[[web.Request, Handler], Any]:
@@ -84,7 +84,7 @@ def audit_middleware(audit: AuditLog) -> Callable[[web.Request, Handler], Any]:
         finally:
             record.status = status
             record.duration_s = round(time.monotonic() - started, 4)
-            audit.write(record)
+            audit.write(record, request.get(MASKER) or Masker())
 
     return middleware
 
@@ -135,7 +135,8 @@ def errors_middleware() -> Callable[[web.Request, Handler], Any]:
             if exc.status < 400:
                 raise
             message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
-            return family_error(request, exc.status, message)
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            return family_error(request, exc.status, message, allow)
         except Exception:
             log.exception("Unhandled error on %s %s", request.method, request.path)
             return family_error(request, 500, "Internal error; see the gateway's log")

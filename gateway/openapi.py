@@ -16,6 +16,7 @@ from typing import Any
 from . import __version__
 from .bodies import BOOL_WORDS
 from .catalog import APIS, MAX_ID_CHARS, RUN_ID, Api, Arg, ArgType, Kind
+from .catalog.model import MAX_INT_DIGITS
 from .config import Settings
 from .runner import RunState
 
@@ -120,7 +121,7 @@ def _member_schema(arg: Arg, settings: Settings) -> dict[str, Any]:
     if arg.type in _TEXT_LIKE:
         variants.append({"type": ["number", "boolean"]})
     elif arg.type is ArgType.INT:
-        variants.append({"type": "string", "pattern": r"^\s*[0-9]{1,19}\s*$"})
+        variants.append({"type": "string", "pattern": rf"^\s*[0-9]{{1,{MAX_INT_DIGITS}}}\s*$"})
     elif arg.type in (ArgType.JSON_OBJECT, ArgType.JSON_DOCUMENT):
         variants.append({"type": "string", "description": "a JSON object, as text"})
     if not arg.required:
@@ -132,9 +133,17 @@ def _takes_upload(api: Api) -> bool:
     return any(arg.type is ArgType.FILE for arg in api.args)
 
 
+#: gateway/protocol.py answers what aiohttp's parser refuses before any route, so any family, is known.
+MALFORMED_HTTP = (
+    "A refusal in the plugin's envelope (status ERROR); or, for a request that is not valid HTTP (a URL or a "
+    'header past the limits of the HTTP parser, broken framing), {"error": "400 Bad Request: ..."}'
+)
+
+
 def _envelope_responses() -> dict[str, Any]:
     return {
         "200": _json(_ref("Envelope"), "The command ran (or the gateway answered): the plugin's envelope"),
+        "400": _json({"anyOf": [_ref("Envelope"), _ref("Error")]}, MALFORMED_HTTP),
         "default": _json(_ref("Envelope"), "A refusal or failure, in the same envelope (status ERROR)"),
     }
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from .catalog import parse_bool
+from .envelope import masked
 from .errors import ApiError
 from .masking import Masker
 
@@ -64,9 +65,13 @@ class EventWriter:
         await response.prepare(request)
         return cls(response, fmt, masker)
 
-    async def event(self, kind: str, payload: dict[str, Any], event_id: int | None = None) -> None:
-        """One event; ``event_id`` (SSE only) is where a reader that saw it resumes (``Last-Event-ID``)."""
-        payload = self.masker.value(payload)
+    async def event(
+        self, kind: str, payload: dict[str, Any], event_id: int | None = None, premasked: bool = False
+    ) -> None:
+        """One event, masked (``premasked``: its text already was, by :class:`~gateway.outflow.MaskedOutput`);
+        ``event_id`` (SSE only) is where a reader that saw it resumes (``Last-Event-ID``)."""
+        if not premasked:
+            payload = masked(payload, self.masker) if kind == "result" else self.masker.value(payload)
         if self.format is Format.NDJSON:
             data = json.dumps({"type": kind, **payload}) + "\n"
         elif self.format is Format.SSE:
@@ -135,6 +140,8 @@ async def stream_events(
     error = None
     try:
         async for kind, payload in with_heartbeats(request, events, heartbeat_s, writer.heartbeat):
+            if kind == "log":  # a task's log line: what it shows is secret from here on
+                masker.learn_line(str(payload.get("text", "")))
             await writer.event(kind, payload)
     except ApiError as exc:
         error = exc

@@ -2,19 +2,22 @@
 
 Requests are checked here (400 before anything runs) and answered by the persistent Airflow worker
 (:mod:`gateway.worker.operations`). Errors are always ``{"error": "..."}``. For a token's ``allow``
-list each endpoint is named ``experimental.<operation>`` (``experimental.*`` allows them all).
+list each endpoint is named ``experimental.<operation>`` (``experimental.*`` allows them all), as its handler
+declares with :func:`operation`, which checks it before anything else.
 """
 
 from __future__ import annotations
 
 import json
-from functools import partial
+from collections.abc import Awaitable, Callable
+from functools import partial, wraps
 from typing import Any
 
 from aiohttp import web
 
 from ..bodies import loads, parse_bool, read_bytes
 from ..catalog import MAX_ID_CHARS, RUN_ID, checked_date, date_or_run_id, is_id, is_run_id
+from ..catalog.model import MAX_INT_DIGITS, whole_number
 from ..config import WaitSettings
 from ..errors import ApiError
 from ..keys import AIRFLOW_WORKER, AUDIT, MASKER, PRINCIPAL, SETTINGS
@@ -24,16 +27,37 @@ from ..watch import RunWatch, check_can_run
 routes = web.RouteTableDef()
 MAX_POOL_NAME = 256
 MAX_DESCRIPTION = 65536
+#: Airflow 2's ``int(slots)``, within the column: -1 (unlimited) to a 32-bit integer's largest.
+MAX_SLOTS = 2**31 - 1
 DATE_ERROR = (
     "Given execution date, {}, could not be identified as a date. Example date format: 2015-11-16T14:34:15+00:00"
 )
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def _answer(request: web.Request, op: str, **args: Any) -> web.Response:
-    principal = request[PRINCIPAL]
-    request[AUDIT].api, request[AUDIT].args = f"experimental.{op}", sorted(args)
-    if not principal.may_call(f"experimental.{op}"):
-        raise ApiError(403, f"Token '{principal.name}' is not allowed to call experimental.{op}")
+def operation(op: str) -> Callable[[Handler], Handler]:
+    """The handler answers ``experimental.<op>``: the audit record names it, and a token not allowed it is refused
+    (403) before anything else — the body, the path, the worker — so a refusal tells nothing of what exists."""
+
+    def declare(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def checked(request: web.Request) -> web.StreamResponse:
+            principal = request[PRINCIPAL]
+            request[AUDIT].api = f"experimental.{op}"
+            if not principal.may_call(f"experimental.{op}"):
+                raise ApiError(403, f"Token '{principal.name}' is not allowed to call experimental.{op}")
+            return await handler(request)
+
+        checked.operation = op  # type: ignore[attr-defined]
+        return checked
+
+    return declare
+
+
+async def _answer(request: web.Request, **args: Any) -> web.Response:
+    """The worker's answer to the handler's operation (checked by :func:`operation`) with ``args``."""
+    op = request.match_info.handler.operation  # type: ignore[attr-defined]
+    request[AUDIT].args = sorted(args)
     status, body = await request.config_dict[AIRFLOW_WORKER].call(op, **args)  # RunnerUnavailable: a 503
     body = request[MASKER].value(body)
     if op == "dag_code" and status == 200:
@@ -134,18 +158,21 @@ def _pool_body(body: dict[str, Any]) -> dict[str, Any]:
 def _slots(value: Any) -> int:
     """Airflow 2 took ``int(slots)``: whole numbers (or strings of them), -1 meaning unlimited; no booleans."""
     number: int | None = None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit():
-        number = int(value.strip()) if len(value.strip()) <= 11 else None
-    if number is None or not -1 <= number <= 2**31 - 1:
-        raise ApiError(400, f"Bad value for `slots`: {str(value)[:100]}")
+        number = value  # compared, never converted: its size does not matter
+    elif isinstance(value, str):
+        number = whole_number(value.strip(), len(str(MAX_SLOTS)), signed=True)
+    if number is None or not -1 <= number <= MAX_SLOTS:
+        small = not isinstance(value, int) or abs(value) < 10**MAX_INT_DIGITS  # str() of a huge one may fail
+        given = str(value)[:100] if small else "a number out of range"
+        raise ApiError(400, f"Bad value for `slots`: {given}")
     return number
 
 
 @routes.post("/dags/{dag_id}/dag_runs")
+@operation("trigger")
 async def trigger(request: web.Request) -> web.StreamResponse:
     """Airflow 2's trigger; ``?wait=true`` (gateway addition) answers once the run has finished."""
     body = _trigger_body(await _json_object(request))
@@ -153,13 +180,13 @@ async def trigger(request: web.Request) -> web.StreamResponse:
     dag_id = _path(request)["dag_id"]
     wait = request.query.get("wait")
     if wait is None or not parse_bool("wait", wait):
-        return await _answer(request, "trigger", dag_id=dag_id, body=body, user=user)
+        return await _answer(request, dag_id=dag_id, body=body, user=user)
     settings = request.config_dict[SETTINGS]
     timeout_s = _wait_timeout_s(request, settings.wait)
     fmt = stream_format(request.query.get("stream"), request.headers.get("Accept", ""))
     worker = request.config_dict[AIRFLOW_WORKER]
     await check_can_run(worker, dag_id)
-    triggered = await _answer(request, "trigger", dag_id=dag_id, body=body, user=user)
+    triggered = await _answer(request, dag_id=dag_id, body=body, user=user)
     if triggered.status != 200:
         return triggered
     created = json.loads(triggered.text or "{}")
@@ -178,9 +205,10 @@ def _wait_timeout_s(request: web.Request, wait: WaitSettings) -> float:
     raw = request.query.get("wait_timeout_s")
     if raw is None:
         return wait.timeout_s
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= wait.max_timeout_s:
+    seconds = whole_number(raw, MAX_INT_DIGITS)
+    if seconds is None or not 0 < seconds <= wait.max_timeout_s:
         raise ApiError(400, f"'wait_timeout_s' must be a whole number of seconds from 1 to {wait.max_timeout_s:g}")
-    return float(raw)
+    return float(seconds)
 
 
 def _waited(created: dict[str, Any], watch: RunWatch, error: ApiError | None) -> dict[str, Any]:
@@ -200,52 +228,58 @@ def _json(status: int, body: Any, headers: Any = None) -> web.Response:
 
 
 @routes.get("/dags/{dag_id}/dag_runs")
+@operation("list_runs")
 async def list_runs(request: web.Request) -> web.Response:
-    return await _answer(request, "list_runs", dag_id=_path(request)["dag_id"], state=request.query.get("state"))
+    return await _answer(request, dag_id=_path(request)["dag_id"], state=request.query.get("state"))
 
 
 @routes.get("/dags/{dag_id}/dag_runs/{execution_date}")
+@operation("run_state")
 async def run_state(request: web.Request) -> web.Response:
     info = _path(request)
-    return await _answer(request, "run_state", dag_id=info["dag_id"], execution_date=info["execution_date"])
+    return await _answer(request, dag_id=info["dag_id"], execution_date=info["execution_date"])
 
 
 @routes.get("/dags/{dag_id}/dag_runs/{execution_date}/tasks/{task_id}")
+@operation("task_instance")
 async def task_instance(request: web.Request) -> web.Response:
     info = _path(request)
-    return await _answer(
-        request, "task_instance", dag_id=info["dag_id"], execution_date=info["execution_date"], task_id=info["task_id"]
-    )
+    return await _answer(request, dag_id=info["dag_id"], execution_date=info["execution_date"], task_id=info["task_id"])
 
 
 @routes.get("/dags/{dag_id}/tasks/{task_id}")
+@operation("task_info")
 async def task_info(request: web.Request) -> web.Response:
     info = _path(request)
-    return await _answer(request, "task_info", dag_id=info["dag_id"], task_id=info["task_id"])
+    return await _answer(request, dag_id=info["dag_id"], task_id=info["task_id"])
 
 
 @routes.get("/dags/{dag_id}/code")
+@operation("dag_code")
 async def dag_code(request: web.Request) -> web.Response:
-    return await _answer(request, "dag_code", dag_id=_path(request)["dag_id"])
+    return await _answer(request, dag_id=_path(request)["dag_id"])
 
 
 @routes.get("/dags/{dag_id}/paused/{paused}")
+@operation("set_paused")
 async def set_paused(request: web.Request) -> web.Response:
     paused = _path(request)["paused"]
     if paused not in ("true", "false"):
         raise ApiError(400, f"'paused' must be 'true' or 'false', got {paused!r}")
-    return await _answer(request, "set_paused", dag_id=_path(request)["dag_id"], paused=paused)
+    return await _answer(request, dag_id=_path(request)["dag_id"], paused=paused)
 
 
 @routes.get("/dags/{dag_id}/paused")
+@operation("get_paused")
 async def get_paused(request: web.Request) -> web.Response:
-    return await _answer(request, "get_paused", dag_id=_path(request)["dag_id"])
+    return await _answer(request, dag_id=_path(request)["dag_id"])
 
 
 @routes.delete("/dags/{dag_id}/delete_dag")  # the URL Airflow 2's json_client sends (Airflow's own bug #14373)
 @routes.delete("/dags/{dag_id}")
+@operation("delete")
 async def delete_dag(request: web.Request) -> web.Response:
-    return await _answer(request, "delete", dag_id=_path(request)["dag_id"])
+    return await _answer(request, dag_id=_path(request)["dag_id"])
 
 
 @routes.get("/test")
@@ -254,37 +288,44 @@ async def test(request: web.Request) -> web.Response:
 
 
 @routes.get("/info")
+@operation("info")
 async def info(request: web.Request) -> web.Response:
-    return await _answer(request, "info")
+    return await _answer(request)
 
 
 @routes.get("/latest_runs")
+@operation("latest_runs")
 async def latest_runs(request: web.Request) -> web.Response:
-    return await _answer(request, "latest_runs")
+    return await _answer(request)
 
 
 @routes.get("/pools")
+@operation("pools")
 async def pools(request: web.Request) -> web.Response:
-    return await _answer(request, "pools")
+    return await _answer(request)
 
 
 @routes.post("/pools")
+@operation("create_pool")
 async def create_pool(request: web.Request) -> web.Response:
-    return await _answer(request, "create_pool", **_pool_body(await _json_object(request)))
+    return await _answer(request, **_pool_body(await _json_object(request)))
 
 
 @routes.get("/pools/{name}")
+@operation("pool")
 async def pool(request: web.Request) -> web.Response:
-    return await _answer(request, "pool", name=_path(request)["name"])
+    return await _answer(request, name=_path(request)["name"])
 
 
 @routes.delete("/pools/{name}")
+@operation("delete_pool")
 async def delete_pool(request: web.Request) -> web.Response:
-    return await _answer(request, "delete_pool", name=_path(request)["name"])
+    return await _answer(request, name=_path(request)["name"])
 
 
 @routes.get("/lineage/{dag_id}/{execution_date}/")  # as the experimental API's reference writes it
 @routes.get("/lineage/{dag_id}/{execution_date}")
+@operation("lineage")
 async def lineage(request: web.Request) -> web.Response:
     info = _path(request)
-    return await _answer(request, "lineage", dag_id=info["dag_id"], execution_date=info["execution_date"])
+    return await _answer(request, dag_id=info["dag_id"], execution_date=info["execution_date"])

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ..auth import Principal
+from ..catalog.model import whole_number
 from ..envelope import error_response
 from ..errors import ApiError
 from ..job_table import Job
@@ -21,7 +22,8 @@ from ..streaming import ClientGone, EventWriter, Format, stream_format
 
 routes = web.RouteTableDef()
 JOB_ID = re.compile(r"[0-9a-f]{16}")
-OFFSET = re.compile(r"[0-9]{1,18}")
+#: A log offset is a byte count or an event's sequence number: 18 digits always fit a 64-bit integer.
+MAX_OFFSET_DIGITS = 18
 
 
 def job_urls(request: web.Request, job: Job) -> dict[str, str]:
@@ -73,10 +75,11 @@ async def job_log(request: web.Request) -> web.StreamResponse:
     # A reconnecting EventSource repeats its URL and says where it got to: that wins over ?offset=.
     resumed = request.headers.get("Last-Event-ID") if fmt is Format.SSE else None
     raw_offset = resumed if resumed is not None else request.query.get("offset", "0")
-    if not OFFSET.fullmatch(raw_offset):
+    offset = whole_number(raw_offset, MAX_OFFSET_DIGITS)
+    if offset is None:
         what = "Last-Event-ID" if resumed is not None else "offset"
-        raise ApiError(400, f"'{what}' must be a non-negative whole number (a next_offset value)")
-    offset = int(raw_offset)
+        digits = f"of at most {MAX_OFFSET_DIGITS} digits"
+        raise ApiError(400, f"'{what}' must be a non-negative whole number {digits} (a next_offset value)")
     await jobs.check_offset(job, offset)
     if fmt is None:
         events, next_offset = await jobs.read(job, offset)

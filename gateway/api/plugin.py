@@ -8,23 +8,24 @@ and answers 202 with its URLs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..auth import Principal
 from ..bodies import loads, read_form, read_json_object
 from ..catalog import CATALOG, Api, ApiError, Kind, Outcome, Upload, Values, parse_bool, validate
 from ..config import Settings
-from ..envelope import dumps, http_date, plugin_body, utc_now
+from ..envelope import dumps, http_date, masked, plugin_body, utc_now
 from ..keys import AIRFLOW_WORKER, AUDIT, CALL_TIME, DAEMONS, JOBS, MASKER, PRINCIPAL, RUNNER, SETTINGS, TOKEN_DIGESTS
-from ..masking import Masker, token_digest
-from ..middlewares import masked_arguments
+from ..masking import MAX_REQUEST_SECRETS, Masker, is_sensitive_key, sensitive_values, token_digest, uri_secrets
+from ..outflow import MaskedOutput
 from ..output import Failure, classify_failure, split_log_lines
-from ..runner import Collector, Command, CommandRunner, Lines, RunResult, RunState
+from ..runner import Collector, Command, CommandRunner, RunResult, RunState
 from ..streaming import ClientGone, EventWriter, Format, stream_events, stream_format, with_heartbeats
 from ..watch import RunWatch, ask, check_can_run, scheduler_warning
 from .jobs import job_urls
@@ -36,6 +37,10 @@ OPTIONS = ("stream", "async")
 MAX_ARG_BYTES = 128 * 1024 - 1
 #: All of argv together, well under ARG_MAX (which the environment shares).
 MAX_ARGV_BYTES = 1024 * 1024
+#: Work on a request or an answer larger than this (bytes or characters) runs in a thread: parsing, learning
+#: and masking cost O(size), and the event loop must keep answering everyone else meanwhile.
+OFF_LOOP_SIZE = 64 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,20 +86,22 @@ async def read_params(request: web.Request, max_upload_bytes: int) -> Params:
     return Params(query=query, body=body)
 
 
-def learn_secrets(masker: Masker, api: Api | None, params: Params, token_digests: frozenset[bytes]) -> None:
-    """Everything secret the request carries: secret arguments, password-like keys, URIs, configured tokens."""
+def request_secrets(api: Api, params: Params, token_digests: frozenset[bytes]) -> Iterator[str]:
+    """Everything secret the request carries: secret arguments, values under password-like names and keys
+    (at any depth of JSON), URI passwords, values equal to a configured token."""
     for key, value in [*params.query.items(), *params.body.items()]:
         if isinstance(value, Upload):
             continue
-        arg = api.arg(key) if api is not None and isinstance(key, str) else None
+        arg = api.arg(key) if isinstance(key, str) else None
         if isinstance(value, str):
-            if (arg is not None and arg.secret and "://" not in value) or token_digest(value) in token_digests:
-                masker.add(value)
-            masker.add_uri(value)
+            secret_arg = arg is not None and arg.secret and "://" not in value
+            if secret_arg or is_sensitive_key(key) or token_digest(value) in token_digests:
+                yield value
+            yield from uri_secrets(value)
             if value.lstrip().startswith("{"):
-                masker.add_sensitive_values(_json_or_none(value))
+                yield from sensitive_values(_json_or_none(value))
         elif isinstance(value, dict | list):
-            masker.add_sensitive_values(value)
+            yield from sensitive_values({key: value} if is_sensitive_key(key) else value)
 
 
 def _json_or_none(text: str) -> Any:
@@ -104,40 +111,72 @@ def _json_or_none(text: str) -> Any:
         return None
 
 
-def _shown(values: dict[str, Any], masker: Masker) -> dict[str, Any]:
-    shown = {key: value.filename if isinstance(value, Upload) else value for key, value in values.items()}
-    return masked_arguments(shown.items(), masker)
+def _shown(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value.filename if isinstance(value, Upload) else value for key, value in values.items()}
+
+
+def teach(masker: Masker, outcome: Outcome) -> None:
+    """What a command's parsed output says is secret: values it names (a secret-named variable) and every
+    value under a password-like key of its data (as Airflow's own API redacts them)."""
+    for secret in outcome.secrets:
+        masker.add(secret)
+    masker.add_sensitive_values(outcome.data)
+
+
+def output_teacher(masker: Masker, api: Api, values: Values) -> Callable[[str], None]:
+    """For a data command run as a job: parse its whole stdout as the buffered answer would, and learn from it."""
+
+    def learn(stdout: str) -> None:
+        try:
+            teach(masker, api.parse(values, stdout))
+        except Exception:  # output that is no document (a failed command): its lines taught what they show
+            return
+
+    return learn
+
+
+async def off_loop(size: int, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)``, in a thread when ``size`` says it could take more than a few milliseconds."""
+    if size > OFF_LOOP_SIZE:
+        return await asyncio.to_thread(work, *args)
+    return work(*args)
 
 
 class Reply:
-    """Builds the envelope for one request; every answer on this route goes through it."""
+    """Builds the envelope for one request; every answer on this route goes through it. Values are masked
+    when the answer is sent (:func:`~gateway.envelope.masked`: content fields only), never before the
+    request's permission was checked."""
 
     def __init__(self, request: web.Request, params: Params) -> None:
         self.request = request
         self.masker = request[MASKER]
-        self.fields = {
-            "arguments": _shown(params.query, self.masker),
-            "post_arguments": _shown(params.body, self.masker) or None,
-        }
+        self.fields = {"arguments": params.query, "post_arguments": _shown(params.body) or None}
+        #: How much text this answer carries (the request's body, the command's output): above
+        #: OFF_LOOP_SIZE, it is parsed and masked in a thread.
+        self.size = request.content_length or 0
 
     def body(self, http_status: int, output: Any, **fields: Any) -> dict[str, Any]:
         return plugin_body(self.request[CALL_TIME], http_status, output, **self.fields, **fields)
 
-    def __call__(
+    async def __call__(
         self, http_status: int, output: Any, headers: dict[str, str] | None = None, **fields: Any
     ) -> web.Response:
-        return self.json(self.body(http_status, output, **fields), headers)
+        return await self.json(self.body(http_status, output, **fields), headers)
 
-    def json(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    async def json(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+        text = await off_loop(self.size, lambda: dumps(masked(body, self.masker)))
         return web.Response(
-            status=body["http_response_code"],
-            text=dumps(self.masker.value(body)),
-            content_type="application/json",
-            headers=headers,
+            status=body["http_response_code"], text=text, content_type="application/json", headers=headers
         )
 
+    async def result(self, api: Api, values: Values, command: Command, result: RunResult) -> dict[str, Any]:
+        """:meth:`result_body`, off the event loop for a large output."""
+        self.size += len(result.stdout) + len(result.stderr)
+        return await off_loop(self.size, self.result_body, api, values, command.display(self.masker), result)
+
     def result_body(self, api: Api, values: Values, command_display: str, result: RunResult) -> dict[str, Any]:
-        """The envelope of a finished command (the buffered answer, or a stream's last event)."""
+        """The envelope of a finished command (the buffered answer, or a stream's last event); what its output
+        says is secret is learned here, before anything of it is sent."""
         split = self.request.config_dict[SETTINGS].filter_loading_messages and api.split_logs
         stdout, log = split_log_lines(result.stdout) if split else (result.stdout, "")
         output = {"stdout": stdout, "stderr": result.stderr, **({"log": log} if log else {})}
@@ -147,9 +186,7 @@ class Reply:
             outcome = Outcome(failure=classify_failure(result.exit_code, stdout, result.stderr))
         else:
             outcome = api.parse(values, stdout)
-        for secret in outcome.secrets:
-            self.masker.add(secret)
-        self.masker.add_sensitive_values(outcome.data)  # password-like keys in JSON output, as Airflow's API does
+        teach(self.masker, outcome)
         return self.body(
             outcome.failure.http_status if outcome.failure else 200,
             output,
@@ -163,43 +200,50 @@ class Reply:
         )
 
 
+def permit(principal: Principal, api: str) -> None:
+    """The first check of every call, before anything is learned, validated or looked up."""
+    if not principal.may_call(api):
+        raise ApiError(403, f"Token '{principal.name}' is not allowed to call API '{api}'")
+
+
 @routes.route("*", "/api/{api}")  # one URL per API (the OpenAPI document's operations), same contract
 @routes.route("*", "/api")
 async def plugin_api(request: web.Request) -> web.StreamResponse:
     settings = request.config_dict[SETTINGS]
+    in_path = request.match_info.get("api", "").strip().lower()
     try:
+        if in_path in CATALOG:  # the API is known from the URL: refused before the body is even read
+            request[AUDIT].api = in_path
+            permit(request[PRINCIPAL], in_path)
         params = await read_params(request, settings.deploy.max_bytes)
     except ApiError as exc:
-        return Reply(request, Params(dict(request.query), {}))(exc.status, exc.message)
+        return await Reply(request, Params(dict(request.query), {}))(exc.status, exc.message)
     merged = params.merged
     name = str(merged.pop("api", "") or "").strip().lower()
-    in_path = request.match_info.get("api", "").strip().lower()
     if in_path and name and name != in_path:
-        return Reply(request, params)(400, f"The URL names API '{in_path[:100]}' but 'api' says '{name[:100]}'")
+        return await Reply(request, params)(400, f"The URL names API '{in_path[:100]}' but 'api' says '{name[:100]}'")
     name = in_path or name
     options = {key: merged.pop(key) for key in OPTIONS if key in merged}
     api = CATALOG.get(name)
-    learn_secrets(request[MASKER], api, params, request.config_dict[TOKEN_DIGESTS])
     audit = request[AUDIT]
     audit.api, audit.args = (name if api else None), sorted(str(key) for key in merged)
     reply = Reply(request, params)
     if not name:
-        return reply(400, "API should be provided")
+        return await reply(400, "API should be provided")
     if api is None:
-        return reply(400, f"API '{name}' was not found")
+        return await reply(400, f"API '{name[:100]}' was not found")
     try:
-        return await _call(request, reply, api, merged, options)
+        return await _call(request, reply, api, params, merged, options)
     except ApiError as exc:  # a refusal, an overload or a runner that is down: all carry their status
-        return reply(exc.status, exc.message, headers=exc.headers)
+        return await reply(exc.status, exc.message, headers=exc.headers)
 
 
 async def _call(
-    request: web.Request, reply: Reply, api: Api, raw: dict[str, Any], options: dict[str, Any]
+    request: web.Request, reply: Reply, api: Api, params: Params, raw: dict[str, Any], options: dict[str, Any]
 ) -> web.StreamResponse:
     settings = request.config_dict[SETTINGS]
     principal = request[PRINCIPAL]
-    if not principal.may_call(api.name):
-        raise ApiError(403, f"Token '{principal.name}' is not allowed to call API '{api.name}'")
+    permit(principal, api.name)
     if api.gone:
         raise ApiError(410, f"API '{api.name}' has no Airflow 3 equivalent: {api.gone}")
     if request.method not in api.methods:
@@ -214,12 +258,16 @@ async def _call(
     fmt = stream_format(options.get("stream"), request.headers.get("Accept", ""))
     if api.kind is Kind.DAEMON and not run_async:
         raise ApiError(400, f"API '{api.name}' starts a daemon, which runs only as a background job: add async=true")
-    values = validate(api, raw)
+    # Permitted: now what the request carries is learned (at most MAX_REQUEST_SECRETS secrets) and checked.
+    masker = request[MASKER]
+    secrets = request_secrets(api, params, request.config_dict[TOKEN_DIGESTS])
+    await off_loop(reply.size, masker.add_all, secrets, MAX_REQUEST_SECRETS)
+    values = await off_loop(reply.size, validate, api, raw)
     for secret in api.secrets(values):
-        request[MASKER].add(secret)
+        masker.add(secret)
     if api.answer is not None:
         answer = await api.answer(request.config_dict, values, principal.name)
-        return reply(answer.http_status, answer.message, data=answer.data, warning=answer.warning)
+        return await reply(answer.http_status, answer.message, data=answer.data, warning=answer.warning)
     worker = request.config_dict[AIRFLOW_WORKER]
     if api.kind is Kind.WATCH:
         if run_async:
@@ -233,7 +281,7 @@ async def _call(
     if run_async:
         if waiting:
             raise ApiError(400, "'wait' and 'async' exclude each other: a job's status is the wait")
-        return await _start_job(request, reply, api, command)
+        return await _start_job(request, reply, api, values, command)
     if waiting:
         _wait_timeout_s(settings, values)  # refused before anything is created
         await check_can_run(worker, values["dag_id"])
@@ -244,13 +292,13 @@ async def _call(
     if result is None:
         async with _hang_up_counted(runner):  # a fast read kills no process when its client hangs up
             result = await runner.run(command)
-    body = reply.result_body(api, values, command.display(), result)
+    body = await reply.result(api, values, command, result)
     if body["http_response_code"] == 200 and isinstance(body.get("data"), dict):
         if waiting:
             return await follow_run(request, reply, values, body["data"]["run_id"], fmt, body)
         if api.needs_scheduler and (warning := await scheduler_warning(worker, body["data"].get("state"))):
             body["warning"] = f"{body['warning']}; {warning}" if body.get("warning") else warning
-    return reply.json(body)
+    return await reply.json(body)
 
 
 def _wait_timeout_s(settings: Settings, values: Values) -> float:
@@ -278,7 +326,7 @@ async def follow_run(
             request, fmt, request[MASKER], watch.events(), settings.streaming.heartbeat_s, result
         )
     error = await watch.run_to_end()
-    return reply.json(_finished(body, watch, error), error.headers if error else None)
+    return await reply.json(_finished(body, watch, error), error.headers if error else None)
 
 
 def _finished(body: dict[str, Any], watch: RunWatch, error: ApiError | None) -> dict[str, Any]:
@@ -308,7 +356,13 @@ def fits_argv(command: Command) -> Command:
     return command
 
 
-async def _start_job(request: web.Request, reply: Reply, api: Api, command: Command) -> web.Response:
+def holds_output(api: Api) -> bool:
+    """A data command's output is released only once it is whole (see :mod:`gateway.outflow`); task runs,
+    backfills and daemons stream live."""
+    return api.kind is Kind.QUICK
+
+
+async def _start_job(request: web.Request, reply: Reply, api: Api, values: Values, command: Command) -> web.Response:
     jobs = request.config_dict[JOBS]
     owner = request[PRINCIPAL].name
     masker = request[MASKER]
@@ -318,10 +372,11 @@ async def _start_job(request: web.Request, reply: Reply, api: Api, command: Comm
     else:
         runner = request.config_dict[RUNNER]
         runner.admission.check()
-        job = await jobs.submit(api.name, command, owner, runner.start, masker)
+        learn = output_teacher(masker, api, values) if holds_output(api) else None
+        job = await jobs.submit(api.name, command, owner, runner.start, masker, learn=learn)
     request[AUDIT].job_id = job.id
     urls = job_urls(request, job)
-    return reply(
+    return await reply(
         202,
         f"Job {job.id} started",
         headers={"Location": urls["status_url"]},
@@ -345,27 +400,30 @@ async def _hang_up_counted(runner: CommandRunner) -> AsyncIterator[CommandRunner
 async def stream_command(
     request: web.Request, reply: Reply, api: Api, values: Values, command: Command, fmt: Format
 ) -> web.StreamResponse:
-    """Output lines as they are printed, then the envelope as the last event. Admission errors come first, as JSON."""
+    """Output lines as they are printed (a data command's once it has ended and its secrets are known), then the
+    envelope as the last event. Admission errors come first, as JSON."""
     settings = request.config_dict[SETTINGS]
     runner = request.config_dict[RUNNER]
+    masker = request[MASKER]
     async with _hang_up_counted(runner), runner.start(command) as run:
-        writer = await EventWriter.open(request, fmt, request[MASKER])
-        lines, kept = Lines(), Collector(runner.max_output_bytes)
+        writer = await EventWriter.open(request, fmt, masker)
+        output = MaskedOutput(masker, hold=holds_output(api), max_held_bytes=runner.max_output_bytes)
+        kept = Collector(runner.max_output_bytes)
         try:
             async for chunk in with_heartbeats(request, run.output(), settings.streaming.heartbeat_s, writer.heartbeat):
                 kept.add(chunk)
-                for stream, text in lines.feed(chunk):
-                    await writer.event("output", {"stream": stream, "text": text})
-            for stream, text in lines.rest():
-                await writer.event("output", {"stream": stream, "text": text})
+                for stream, text in output.feed(chunk):
+                    await writer.event("output", {"stream": stream, "text": text}, premasked=True)
         except (ClientGone, ConnectionError):
             runner.killed_on_disconnect += 1
             return writer.response  # leaving the block kills the run's process group
     if run.lost:
         body = reply.body(503, run.lost)
     else:
-        body = reply.result_body(api, values, command.display(), kept.result(run))
-        body.pop("output", None)  # already streamed
+        body = await reply.result(api, values, command, kept.result(run))  # learns what the output holds
+        body.pop("output", None)  # streamed
+    for stream, text in await off_loop(reply.size, output.finish):
+        await writer.event("output", {"stream": stream, "text": text}, premasked=True)
     await writer.event("result", body)
     await writer.response.write_eof()
     return writer.response

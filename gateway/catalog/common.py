@@ -117,7 +117,7 @@ def read_lines(values: Values, stdout: str) -> Outcome:
     return Outcome(data=[line.strip() for line in stdout.splitlines() if line.strip()])
 
 
-_INTEGER = re.compile(r"-?[0-9]+")
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 def as_bool(text: str) -> Any:

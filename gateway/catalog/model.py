@@ -22,7 +22,13 @@ RUN_ID = re.compile(r"[A-Za-z0-9_.~:+-]+")
 #: Looks like a date (``10000-01-01`` too): a value that does is never taken for a run id.
 _DATE_SHAPED = re.compile(r"[+-]?\d{4,}-\d{1,2}-\d{1,2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,19}")
+#: Python's ``int()`` refuses text of more than 4,300 digits (a ValueError: a 500 where a 400 is due), ``str()``
+#: such a number, and both take quadratic time below that: a client's number has its digits counted first.
+MAX_INT_DIGITS = 19  # as many as a 64-bit integer has; every INT argument's own bound is lower
+#: A JSON number given for a text argument (a DAG id of digits) is read as its text: at most this many digits.
+MAX_NUMBER_DIGITS = 100
+_NUMBER_LIMIT = 10**MAX_NUMBER_DIGITS
+_DIGITS = re.compile(r"(-?)([0-9]+)")
 MAX_ID_CHARS = 250
 _MAX_TEXT_CHARS = 65536
 #: Logical dates the gateway passes on: Airflow adds and subtracts schedule intervals, which overflow near
@@ -206,6 +212,17 @@ def shown(value: str, limit: int = 80) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
+def whole_number(text: str, max_digits: int = MAX_INT_DIGITS, *, signed: bool = False) -> int | None:
+    """``text`` as a whole number (ASCII digits, after a ``-`` only when ``signed``), or None — also when it has
+    more than ``max_digits`` digits, counted before ``int()`` sees them. Callers say what they expected (400)."""
+    if len(text) > max_digits + 1:
+        return None
+    match = _DIGITS.fullmatch(text)
+    if match is None or len(match[2]) > max_digits or (match[1] and not signed):
+        return None
+    return int(text)
+
+
 def _as_text(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -234,6 +251,8 @@ def _json_object(name: str, value: Any) -> dict[str, Any]:
 
 def _convert(arg: Arg, value: Any) -> Any:
     name = arg.name
+    if isinstance(value, int) and not -_NUMBER_LIMIT < value < _NUMBER_LIMIT:  # str() or repr() of it may fail
+        raise ApiError(400, f"'{name}' is a number of more than {MAX_NUMBER_DIGITS} digits")
     if arg.type is ArgType.BOOL:
         return parse_bool(name, value)
     if arg.type is ArgType.JSON_OBJECT:
@@ -274,11 +293,13 @@ def _convert(arg: Arg, value: Any) -> Any:
         return date_or_run_id(name, text)
     if arg.type is ArgType.INT:
         stripped = text.strip()
-        if not _WHOLE_NUMBER.fullmatch(stripped):
-            if stripped.startswith("-") and _WHOLE_NUMBER.fullmatch(stripped[1:]):
+        number = whole_number(stripped)
+        if number is None:
+            if whole_number(stripped, signed=True) is not None:
                 raise ApiError(400, f"'{name}' must not be negative")
-            raise ApiError(400, f"'{name}' must be a whole number, got {shown(text)}")
-        number = int(stripped)
+            raise ApiError(
+                400, f"'{name}' must be a whole number of at most {MAX_INT_DIGITS} digits, got {shown(text)}"
+            )
         if number > arg.max_value:
             raise ApiError(400, f"'{name}' must be at most {arg.max_value}, got {number}")
         if number < arg.min_value:

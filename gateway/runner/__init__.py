@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, nullcontext
 
 from .admission import Admission, Overloaded
-from .base import OWNER_ENV, Chunk, Command, Lines, Run, RunnerUnavailable, RunResult, RunState
+from .base import OWNER_ENV, Chunk, Command, Run, RunnerUnavailable, RunResult, RunState, Stream
 from .exec import ExecRun, ExecRunner
 from .warm import WarmRunner
 
@@ -25,12 +25,12 @@ __all__ = [
     "CommandRunner",
     "ExecRun",
     "ExecRunner",
-    "Lines",
     "Overloaded",
     "Run",
     "RunResult",
     "RunState",
     "RunnerUnavailable",
+    "Stream",
     "WarmRunner",
     "collect",
 ]

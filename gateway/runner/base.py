@@ -9,12 +9,11 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from ..errors import ApiError
+from ..masking import Masker
 
 Stream = Literal["stdout", "stderr"]
 #: Every process the gateway starts carries this variable, so anything it owns can be found and checked.
 OWNER_ENV = "AIRFLOW_REST_GATEWAY_OWNER"
-#: Longest line kept whole (output and job logs); longer ones are split, never fatal.
-MAX_LINE_BYTES = 32 * 1024
 
 
 class RunnerUnavailable(ApiError):
@@ -57,13 +56,15 @@ class Command:
     #: Files the command reads: ``{file:NAME}`` in argv becomes the path of a private temporary copy.
     files: Mapping[str, bytes] = field(default_factory=dict)
 
-    def display(self) -> str:
-        """A shell-quoted rendering, for humans: the envelope's ``airflow_cmd``."""
-        program = "gateway-helper" if self.helper else "airflow"
-        shown = shlex.join((program, *self.argv))
+    def display(self, masker: Masker | None = None) -> str:
+        """A shell-quoted rendering, for humans: the envelope's ``airflow_cmd``. Each argument is masked
+        *before* it is quoted (quoting would cut a password with a quote in it into pieces the masker cannot
+        recognise), an option's value as a value of its own."""
+        masker = masker or Masker()
         for secret in self.secrets:
-            shown = shown.replace(secret, "***")
-        return shown
+            masker.add(secret)
+        program = "gateway-helper" if self.helper else "airflow"
+        return shlex.join((program, *(_masked_arg(arg, masker) for arg in self.argv)))
 
     def run_as(self, name: str) -> Command:
         """This command with ``USER``/``LOGNAME`` naming the caller, so Airflow's audit log and
@@ -108,31 +109,8 @@ class Run(Protocol):
     def output(self) -> AsyncIterator[Chunk]: ...
 
 
-class Lines:
-    """Turns a run's chunks into whole lines (split at ``MAX_LINE_BYTES``), keeping partial lines until complete."""
-
-    def __init__(self) -> None:
-        self._pending: dict[Stream, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
-
-    def feed(self, chunk: Chunk) -> list[tuple[Stream, str]]:
-        buffer = self._pending[chunk.stream]
-        buffer += chunk.data
-        lines = []
-        while True:
-            newline = buffer.find(b"\n")
-            if newline == -1 and len(buffer) < MAX_LINE_BYTES:
-                break
-            cut = newline + 1 if newline != -1 and newline < MAX_LINE_BYTES else MAX_LINE_BYTES
-            lines.append((chunk.stream, _decode(bytes(buffer[:cut]))))
-            del buffer[:cut]
-        return lines
-
-    def rest(self) -> list[tuple[Stream, str]]:
-        out = [(stream, _decode(bytes(buffer))) for stream, buffer in self._pending.items() if buffer]
-        for buffer in self._pending.values():
-            buffer.clear()
-        return out
-
-
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace").rstrip("\n")
+def _masked_arg(arg: str, masker: Masker) -> str:
+    flag, sep, value = arg.partition("=")
+    if sep and flag.startswith("--"):
+        return f"{flag}={masker.text(value)}"
+    return masker.text(arg)

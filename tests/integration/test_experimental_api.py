@@ -281,3 +281,26 @@ async def test_delete_dag(make_client: Any, client: TestClient) -> None:
     assert resp.status == 200 and body["count"] >= 1 and body["message"] == f"Removed {body['count']} record(s)"
     resp = await client.delete(API + f"/dags/{dag_id}", headers=AUTH)
     assert resp.status == 404 and "not found" in (await resp.json())["error"]
+
+
+async def test_a_token_not_allowed_to_trigger_learns_nothing_of_the_dags(
+    aiohttp_client: Any, airflow_home: Path, airflow_worker: AirflowWorker
+) -> None:
+    """The permission comes first: a paused DAG (409 to who may trigger) and a missing one (404) are the same 403."""
+    reader = {"name": "reader", "token": "reader-token-abcdefghijklmnop", "allow": ["experimental.get_paused"]}
+    data = settings_dict(airflow_home, runner={"mode": "exec"})
+    data["auth"]["tokens"] = [*data["auth"]["tokens"], reader]
+    client = await aiohttp_client(create_app(parse_settings(data), airflow_worker=airflow_worker))
+    assert await get(client, "/dags/gw_daily/paused/true") == (200, {"response": "ok"})
+    try:
+        refused = (403, {"error": "Token 'reader' is not allowed to call experimental.trigger"})
+        for dag_id, admin_status in (("gw_daily", 409), ("no_such_dag", 404)):
+            url = f"{API}/dags/{dag_id}/dag_runs?wait=true&wait_timeout_s={'9' * 5000}"
+            resp = await client.post(url, json={}, headers={HEADER: reader["token"]})
+            assert (resp.status, await resp.json()) == refused, dag_id
+            resp = await client.post(f"{API}/dags/{dag_id}/dag_runs?wait=true", json={}, headers=AUTH)
+            assert resp.status == admin_status, dag_id  # what the refusal must not tell
+        resp = await client.get(f"{API}/dags/gw_daily/paused", headers={HEADER: reader["token"]})
+        assert (resp.status, await resp.json()) == (200, {"is_paused": True})  # the token's own operation works
+    finally:
+        assert await get(client, "/dags/gw_daily/paused/false") == (200, {"response": "ok"})

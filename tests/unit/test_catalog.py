@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.catalog import APIS, CATALOG, ApiError, ArgType, Kind, Upload, markdown_table, validate
+from gateway.catalog.model import MAX_INT_DIGITS, MAX_NUMBER_DIGITS, whole_number
 from gateway.runner import Command
 
 from ..support import REPO
@@ -255,3 +256,56 @@ def test_failed_deps_are_data_in_a_stable_order() -> None:
     }
     met = read("task_failed_deps", "Task instance dependencies are all met.\n", **ref)
     assert met == {"met": True, "failed": []}
+
+
+@pytest.mark.parametrize(
+    ("text", "max_digits", "signed", "number"),
+    [
+        ("0", 1, False, 0), ("007", 3, False, 7), ("9" * 19, 19, False, 10**19 - 1), ("-5", 1, True, -5),
+        ("9" * 20, 19, False, None), ("9" * 4301, 19, False, None), ("9" * 4301, 4300, False, None),
+        ("-5", 1, False, None), ("--5", 3, True, None), ("+5", 3, True, None), ("-", 3, True, None),
+        ("", 3, False, None), (" 5", 3, False, None), ("5 ", 3, False, None), ("٣", 3, False, None),
+        ("1e3", 5, False, None), ("1_000", 5, False, None), ("0x1f", 5, False, None),
+    ],
+)  # fmt: skip
+def test_a_whole_number_has_its_digits_counted_before_it_is_converted(
+    text: str, max_digits: int, signed: bool, number: int | None
+) -> None:
+    assert whole_number(text, max_digits, signed=signed) == number
+
+
+@pytest.mark.parametrize("given", ["9" * 20, "9" * 4301, " " + "9" * 30 + " ", "1e3", "٣", "+1"])
+def test_an_int_argument_that_is_no_whole_number_of_at_most_19_digits_is_a_400(given: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        validate(CATALOG["render"], {"dag_id": "d", "task_id": "t", "execution_date": "r", "map_index": given})
+    assert refused.value.status == 400
+    assert f"'map_index' must be a whole number of at most {MAX_INT_DIGITS} digits" in refused.value.message
+
+
+@pytest.mark.parametrize("number", [10**5000, -(10**5000), 10**MAX_NUMBER_DIGITS], ids=["huge", "-huge", "bound"])
+@pytest.mark.parametrize(
+    ("api", "raw", "name"),
+    [
+        ("render", {"dag_id": "d", "task_id": "t", "execution_date": "r"}, "map_index"),  # INT
+        ("variables", {"set": "k"}, "set_value"),  # TEXT
+        ("render", {"task_id": "t", "execution_date": "r"}, "dag_id"),  # ID
+        ("variables", {"get": "k"}, "json"),  # BOOL
+        ("trigger_dag", {"dag_id": "d"}, "conf"),  # JSON_OBJECT
+    ],
+)
+def test_a_json_number_of_too_many_digits_is_a_400_for_any_argument(
+    api: str, raw: dict[str, Any], name: str, number: int
+) -> None:
+    """A JSON body's number arrives as a Python int: one past 4,300 digits has no str() (a ValueError, not a 400)."""
+    with pytest.raises(ApiError) as refused:
+        validate(CATALOG[api], {**raw, name: number})
+    assert refused.value.status == 400
+    assert refused.value.message == f"'{name}' is a number of more than {MAX_NUMBER_DIGITS} digits"
+
+
+def test_json_numbers_within_the_bound_are_read_as_their_text() -> None:
+    largest = 10**MAX_NUMBER_DIGITS - 1
+    assert validate(CATALOG["variables"], {"set": "k", "set_value": largest})["set_value"] == str(largest)
+    assert validate(CATALOG["variables"], {"set": "k", "set_value": -largest})["set_value"] == str(-largest)
+    values = validate(CATALOG["render"], {"dag_id": 123, "task_id": "t", "execution_date": "r", "map_index": 7})
+    assert (values["dag_id"], values["map_index"]) == ("123", 7)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from gateway.api import FAMILIES, openapi, page
 from gateway.catalog import APIS, ArgType
 from gateway.config import parse_settings
 from gateway.openapi import DATE_PATTERN, ID_PATTERN, RUN_ID_NOT_DATE_PATTERN, document
+from gateway.protocol import answer_protocol_errors_as_json
 
 from ..support import AUTH, TOKEN, settings_dict
 
@@ -118,3 +122,65 @@ async def test_the_docs_page_is_served_without_a_cdn(make: Any) -> None:
     assert 'data-spec-url="/openapi.json"' in html
     assert (await client.get("/docs/static/..%2Fconfig.py")).status == 404
     assert json.loads(await (await client.get("/openapi.json")).text())["info"]["title"] == "airflow-rest-gateway"
+
+
+def resolved(schema: Any, doc: dict[str, Any]) -> Any:
+    """``schema`` with its ``#/components/schemas/...`` references replaced by what they name."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return resolved(doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]], doc)
+        return {key: resolved(value, doc) for key, value in schema.items()}
+    return [resolved(item, doc) for item in schema] if isinstance(schema, list) else schema
+
+
+def plugin_operations(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (path, operation)
+        for path, item in doc["paths"].items()
+        if path.startswith("/admin/rest_api/api")
+        for operation in item.values()
+    ]
+
+
+def test_a_plugin_operations_400_is_the_envelope_or_the_protocol_error() -> None:
+    """What aiohttp's parser refuses is answered before any route (gateway/protocol.py): {"error"}, not the envelope."""
+    doc = document(parse_settings(settings_dict()))
+    operations = plugin_operations(doc)
+    assert len(operations) > len(APIS)  # every API's operations and the dispatcher's
+    for path, operation in operations:
+        bad_request = operation["responses"]["400"]
+        assert "not valid HTTP" in bad_request["description"], path
+        schema = bad_request["content"]["application/json"]["schema"]
+        assert {"$ref": "#/components/schemas/Envelope"} in schema["anyOf"], path
+        assert {"$ref": "#/components/schemas/Error"} in schema["anyOf"], path
+
+
+async def test_both_400s_on_a_plugin_path_are_what_the_document_says(make: Any, monkeypatch: Any) -> None:
+    """A real parser refusal (a request line past aiohttp's limit) and a real refusal in the envelope."""
+    monkeypatch.setattr(RequestHandler, "handle_error", RequestHandler.handle_error)  # put back after the test
+    answer_protocol_errors_as_json()
+    client = await make()
+    doc = await (await client.get("/openapi.json")).json()
+    schema = resolved(doc["paths"]["/admin/rest_api/api/version"]["get"]["responses"]["400"], doc)
+    validator = Draft202012Validator(schema["content"]["application/json"]["schema"])
+
+    too_long = "a" * 20_000  # past aiohttp's 8,190 bytes for a line or a header
+    for request in (
+        f"GET /admin/rest_api/api/version?x={too_long} HTTP/1.1\r\nHost: x\r\n\r\n",
+        f"GET /admin/rest_api/api/version HTTP/1.1\r\nHost: x\r\nX-Big: {too_long}\r\n\r\n",
+    ):
+        reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+        writer.write(request.encode())
+        head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+        writer.close()
+        await writer.wait_closed()
+        assert head.split(b" ")[1] == b"400", head
+        malformed = json.loads(body)
+        assert set(malformed) == {"error"} and malformed["error"].startswith("400 Bad Request")
+        validator.validate(malformed)
+
+    resp = await client.get("/admin/rest_api/api/version", params={"bogus": "1"}, headers=AUTH)
+    assert resp.status == 400
+    refusal = await resp.json()
+    assert refusal["status"] == "ERROR"
+    validator.validate(refusal)

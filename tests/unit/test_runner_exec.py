@@ -159,7 +159,7 @@ async def test_files_are_materialized_privately_and_removed_after() -> None:
 
 def test_display_masks_secrets_and_quotes_for_a_shell() -> None:
     command = Command(("connections", "add", "--conn-uri=postgres://u:pw123@h/db", "--", "my conn"), secrets=("pw123",))
-    assert command.display() == "airflow connections add --conn-uri=postgres://u:***@h/db -- 'my conn'"
+    assert command.display() == "airflow connections add '--conn-uri=postgres://u:***@h/db' -- 'my conn'"
 
 
 async def test_a_daemon_that_double_forks_is_killed_when_its_command_exits(tmp_path: Path) -> None:
