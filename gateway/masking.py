@@ -48,11 +48,29 @@ MAX_REQUEST_SECRETS = 1000
 #: The most secrets a masker learns from output (a huge export); past it, values under password-like keys
 #: are still masked where they are printed, but not learned for other places.
 MAX_LEARNED_SECRETS = 20_000
-#: Key names whose values are secret wherever they appear (Airflow's own list, plus a few).
-SENSITIVE_KEY = re.compile(
-    r"(?i)(password|passwd|secret|token|api[_-]?key|apikey|private[_-]?key|credential|authorization|"
-    r"keyfile_dict|service_account|access[_-]?key)"
+#: Words that make a key name secret wherever they appear (Airflow's own list, plus a few), lower case.
+SENSITIVE_WORDS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "api-key",
+    "apikey",
+    "private_key",
+    "private-key",
+    "privatekey",
+    "credential",
+    "authorization",
+    "keyfile_dict",
+    "service_account",
+    "access_key",
+    "access-key",
+    "accesskey",
 )
+#: Key names whose values are secret wherever they appear.
+SENSITIVE_KEY = re.compile("(?i)(" + "|".join(re.escape(word) for word in SENSITIVE_WORDS) + ")")
+_SENSITIVE_WORDS_FOUND = ahocorasick_rs.AhoCorasick(SENSITIVE_WORDS)
 #: Words that could be a token (``secrets.token_urlsafe``, hex, base64): checked against the configured digests.
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_~+/.-]{12,}")
 #: ``scheme://user:PASSWORD@host``: the password is everything between the first ``:`` after ``//`` and the last ``@``.
@@ -223,7 +241,19 @@ class Masker:
     def learn_line(self, line: str) -> None:
         """What a printed line reveals: values under password-like keys and URI passwords (masked in later
         lines too, wherever they are printed again)."""
-        for start, end, _ in _printed_secrets(line):
+        self._learn_printed(line, _printed_secrets(line))
+
+    def line(self, line: str) -> str:
+        """A line of output on its way out: what it shows is learned (for the lines after it), then it is masked."""
+        try:
+            printed = _printed_secrets(line)
+            self._learn_printed(line, printed)
+            return self._masked(line, printed)
+        except Exception:
+            return MASK
+
+    def _learn_printed(self, line: str, printed: list[Span]) -> None:
+        for start, end, _ in printed:
             if self._learned >= MAX_LEARNED_SECRETS:
                 return
             value = line[start:end]
@@ -238,17 +268,17 @@ class Masker:
     def text(self, text: str) -> str:
         """``text`` without any known secret, configured token, URI password or value under a password-like key."""
         try:
-            if not text:
-                return text
-            if text.strip() in self._short:
-                return MASK
-            spans = self._known_spans(text)
-            spans += _printed_secrets(text)
-            if self._token_digests:
-                spans += self._token_spans(text)
-            return _replace(text, spans) if spans else text
+            return self._masked(text, _printed_secrets(text)) if text else text
         except Exception:
             return MASK
+
+    def _masked(self, text: str, printed: list[Span]) -> str:
+        if text.strip() in self._short:
+            return MASK
+        spans = self._known_spans(text) + printed
+        if self._token_digests:
+            spans += self._token_spans(text)
+        return _replace(text, spans) if spans else text
 
     def key(self, key: str) -> str:
         """A key name or any other name the gateway shows (argument names): only long secrets and tokens are
@@ -339,7 +369,11 @@ def _printed_secrets(text: str) -> list[Span]:
     """Spans of what printed text shows as secret, known or not: the value after a password-like key
     (``"password": "x"``, ``'api_key': [...]``, ``token=x``) and the password of a URI. Linear: each
     sensitive word is looked at within :data:`_MAX_KEY_CHARS` around it, each value scanned once."""
-    spans: list[Span] = [(*match.span("pw"), MASK) for match in _URI_IN_TEXT.finditer(text) if match.group("pw")]
+    spans: list[Span] = []
+    if "://" in text:
+        spans += [(*match.span("pw"), MASK) for match in _URI_IN_TEXT.finditer(text) if match.group("pw")]
+    if not _SENSITIVE_WORDS_FOUND.find_matches_as_indexes(text.lower()):  # most text: one scan, no regex
+        return spans
     position = 0
     while (found := SENSITIVE_KEY.search(text, position)) is not None:
         end = found.end()

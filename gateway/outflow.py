@@ -89,9 +89,9 @@ class MaskedOutput:
             return []
         text = self._carry[stream] + text
         self._carry[stream] = ""
-        self.masker.learn_line(text)
         if whole:
-            return self._shown(stream, self.masker.text(text))
+            return self._shown(stream, self.masker.line(text))
+        self.masker.learn_line(text)
         masked, self._carry[stream] = self.masker.masked_prefix(text, keep_chars=MAX_LINE_CHARS)
         return self._shown(stream, masked)
 
