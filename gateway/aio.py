@@ -1,10 +1,23 @@
-"""asyncio helpers for the background tasks the gateway owns."""
+"""asyncio helpers: the background tasks the gateway owns, and work too heavy for the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+#: Work on a request or an answer larger than this (bytes, characters or items) runs in a thread: parsing,
+#: learning and masking cost O(size), and the event loop must keep answering everyone else meanwhile.
+OFF_LOOP_SIZE = 64 * 1024
+
+
+async def off_loop(size: int, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)``, in a thread when ``size`` says it could take more than a few milliseconds."""
+    if size > OFF_LOOP_SIZE:
+        return await asyncio.to_thread(work, *args)
+    return work(*args)
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:

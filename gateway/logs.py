@@ -115,6 +115,8 @@ def dumps_line(document: Any) -> str:
 def configure(log_format: str, fallback: Masker) -> None:
     """The root logger's handler: text or JSON lines, every record through :class:`LogFilter`."""
     logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
+    # Libraries' warnings (aiohttp's about a malformed header quotes it) go through the log, not raw to stderr.
+    logging.captureWarnings(True)
     log_filter = LogFilter(fallback)
     for handler in logging.getLogger().handlers:
         handler.addFilter(log_filter)

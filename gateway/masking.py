@@ -89,6 +89,8 @@ _VALUE = re.compile(
     r"""|[^\s,;&}\]"'\[{]{1,4096}"""
 )
 Span = tuple[int, int, str]
+#: A secret that is a JSON document (a secret-named variable holding one) has its values learned too, up to this size.
+_MAX_JSON_SECRET_CHARS = 1 << 20
 _SPELLINGS = (str, unquote, unquote_plus, lambda text: quote(text, safe=""), quote_plus)
 
 
@@ -188,12 +190,17 @@ class Masker:
 
     def add(self, secret: Any) -> None:
         """Remember a secret, in the spellings it may come back in (URL-quoted or not, JSON-escaped, repr); a
-        secret of several lines also line by line (a program may print it across lines)."""
+        secret of several lines also line by line (a program may print it across lines), a JSON document also
+        value by value (it may be printed parsed)."""
         if secret is None or isinstance(secret, bool):
             return
         text = secret if isinstance(secret, str) else str(secret)
         if not text:
             return
+        if text[:1] in "{[" and len(text) <= _MAX_JSON_SECRET_CHARS:  # a secret document: each of its values too
+            for leaf in sensitive_values({"secret": _loads(text)}):
+                if leaf != text:
+                    self.add(leaf)
         pieces = [text]
         if "\n" in text or "\r" in text:
             pieces += [line for line in re.split(r"[\r\n]+", text) if len(line.strip()) >= MIN_SUBSTRING_CHARS]

@@ -15,12 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
+from ..aio import off_loop
 from ..bodies import loads, parse_bool, read_bytes
 from ..catalog import MAX_ID_CHARS, RUN_ID, checked_date, date_or_run_id, is_id, is_run_id
 from ..catalog.model import MAX_INT_DIGITS, whole_number
 from ..config import WaitSettings
 from ..errors import ApiError
 from ..keys import AIRFLOW_WORKER, AUDIT, MASKER, PRINCIPAL, SETTINGS
+from ..masking import MAX_REQUEST_SECRETS, sensitive_values
 from ..streaming import stream_events, stream_format
 from ..watch import RunWatch, check_can_run
 
@@ -59,10 +61,12 @@ async def _answer(request: web.Request, **args: Any) -> web.Response:
     op = request.match_info.handler.operation  # type: ignore[attr-defined]
     request[AUDIT].args = sorted(args)
     status, body = await request.config_dict[AIRFLOW_WORKER].call(op, **args)  # RunnerUnavailable: a 503
-    body = request[MASKER].value(body)
+    # A run list or a DAG's code can be large: masked (linear) and serialized in a thread then.
+    size = len(body) * 256 if isinstance(body, list | dict) else len(str(body))
     if op == "dag_code" and status == 200:
-        return web.Response(text=body, content_type="text/plain")
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+        return web.Response(text=await off_loop(size, request[MASKER].text, body), content_type="text/plain")
+    text = await off_loop(size, lambda: json.dumps(request[MASKER].value(body)))
+    return web.Response(status=status, text=text, content_type="application/json")
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
@@ -70,7 +74,7 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     raw = await read_bytes(request)
     if not raw.strip():
         return {}
-    body = loads(raw)
+    body = await off_loop(len(raw), loads, raw)
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object")
     return body
@@ -176,6 +180,9 @@ def _slots(value: Any) -> int:
 async def trigger(request: web.Request) -> web.StreamResponse:
     """Airflow 2's trigger; ``?wait=true`` (gateway addition) answers once the run has finished."""
     body = _trigger_body(await _json_object(request))
+    # The conf's secrets are masked in what follows (a wait's task logs), and bounded like the plugin's.
+    conf_secrets = sensitive_values(body.get("conf"))
+    await off_loop(request.content_length or 0, request[MASKER].add_all, conf_secrets, MAX_REQUEST_SECRETS)
     user = request[PRINCIPAL].name  # the run's triggering_user_name: who asked, not the OS user
     dag_id = _path(request)["dag_id"]
     wait = request.query.get("wait")

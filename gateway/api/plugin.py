@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
+from ..aio import off_loop
 from ..auth import Principal
 from ..bodies import loads, read_form, read_json_object
 from ..catalog import CATALOG, Api, ApiError, Kind, Outcome, Upload, Values, parse_bool, validate
@@ -37,10 +38,6 @@ OPTIONS = ("stream", "async")
 MAX_ARG_BYTES = 128 * 1024 - 1
 #: All of argv together, well under ARG_MAX (which the environment shares).
 MAX_ARGV_BYTES = 1024 * 1024
-#: Work on a request or an answer larger than this (bytes or characters) runs in a thread: parsing, learning
-#: and masking cost O(size), and the event loop must keep answering everyone else meanwhile.
-OFF_LOOP_SIZE = 64 * 1024
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -135,13 +132,6 @@ def output_teacher(masker: Masker, api: Api, values: Values) -> Callable[[str], 
     return learn
 
 
-async def off_loop(size: int, work: Callable[..., T], *args: Any) -> T:
-    """``work(*args)``, in a thread when ``size`` says it could take more than a few milliseconds."""
-    if size > OFF_LOOP_SIZE:
-        return await asyncio.to_thread(work, *args)
-    return work(*args)
-
-
 class Reply:
     """Builds the envelope for one request; every answer on this route goes through it. Values are masked
     when the answer is sent (:func:`~gateway.envelope.masked`: content fields only), never before the
@@ -152,7 +142,7 @@ class Reply:
         self.masker = request[MASKER]
         self.fields = {"arguments": params.query, "post_arguments": _shown(params.body) or None}
         #: How much text this answer carries (the request's body, the command's output): above
-        #: OFF_LOOP_SIZE, it is parsed and masked in a thread.
+        #: ``aio.OFF_LOOP_SIZE``, it is parsed and masked in a thread.
         self.size = request.content_length or 0
 
     def body(self, http_status: int, output: Any, **fields: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ and friends (offsets into that job's log), ``@@CONFIG@@`` (the gateway's config 
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import json
 import secrets
@@ -36,6 +37,9 @@ THEFT_MARKER = "GW-HOSTILE-THEFT"
 ALL_PASSWORDS = "@@ALL_PASSWORDS@@"
 #: Printed by Airflow's argparse when a value became an option.
 HELP_TEXT = "usage: airflow"
+#: Prefix of the bulk secrets (10,000 in one request): a leak is any match of :data:`BULK_SECRET`.
+BULK_TAG = f"BK{RUN_TAG}"
+BULK_SECRET = BULK_TAG + r"[0-9a-f]{13}"
 
 
 def tok(name: str) -> str:
@@ -100,6 +104,14 @@ class Case:
     outside_paths: tuple[str, ...] = ()
     #: Proof that an attack ran: if ``proof[0]`` is in the answer, one of ``proof[1:]`` must be too.
     proof: tuple[str, ...] = ()
+    #: The audit record of this request must carry this ``remote`` and the answer's real status.
+    audit_remote: str | None = None
+    #: The answer must have come within this many seconds.
+    within_s: float | None = None
+    #: Headers the answer must carry.
+    answer_headers: tuple[str, ...] = ()
+    #: The request carries many secrets matching :data:`BULK_SECRET` (checked by pattern, not one by one).
+    bulk_secrets: bool = False
 
     @property
     def needs_job(self) -> bool:
@@ -1913,6 +1925,622 @@ def outcome_cases() -> Iterator[Case]:
     yield api_call("outcome-list_tasks-unknown", "list_tasks", {"dag_id": "gw_h_nope"})
 
 
+# ---------------------------------------------------------------------------------------------------
+# 9. Forged log lines: every value the gateway logs, with the control characters that split or rewrite a line
+
+#: The text an attacker wants at the start of a log line of its own.
+FORGE_MARK = "gw-forged-line"
+_TODAY = datetime.datetime.now(datetime.UTC).date().isoformat()
+FORGERIES = {
+    # The classic: a fake audit record of the admin token.
+    "audit": '1999-01-01 00:00:00,000 INFO gateway.audit: {"token": "admin"}',
+    # A well-formed one (today, every field): only where it starts tells it from a real one.
+    "audit_today": (
+        f'{_TODAY} 00:00:00,000 INFO gateway.audit: {{"route": "{FORGE_MARK}", "remote": "10.66.66.66", '
+        f'"at": "{_TODAY}T00:00:00.000+00:00", "token": "admin", "status": 200}}'
+    ),
+    # An indented line passes for a traceback's continuation.
+    "continuation": f"    {FORGE_MARK}: a forged traceback line",
+}
+#: What a forged line starts with (after any indentation); no line the gateway writes does.
+FORGED_STARTS = (
+    "1999-01-01 00:00:00,000",
+    FORGE_MARK,
+    f'{_TODAY} 00:00:00,000 INFO gateway.audit: {{"route": "{FORGE_MARK}"',
+)
+#: Characters that end, overwrite or rewrite a line in a file or on a terminal.
+LOG_CONTROLS = {
+    "lf": "\n",
+    "cr": "\r",
+    "crlf": "\r\n",
+    "esc": "\x1b[1A\x1b[2K",
+    "nul": "\x00",
+    "bs": "\x08" * 16,
+    "vt": "\x0b",
+    "ff": "\x0c",
+    "del": "\x7f",
+    "nel": "\u0085",
+    "ls": "\u2028",
+    "ps": "\u2029",
+    "csi": "\u009b2K",
+}
+#: The ones a client library sends in a header (C0 and DEL only go over a raw socket).
+HEADER_CONTROLS = ("nel", "ls", "ps", "csi")
+#: Where a path lands in each route family: (before, after) the hostile segment.
+FORGE_ROUTES = {
+    "plugin": (f"{PLUGIN}/", ""),
+    "jobs": (f"{JOBS}/", "/log"),
+    "experimental": (f"{EXP}/dags/", "/dag_runs"),
+    "unknown": ("/gw_h_nope/", ""),
+}
+
+
+def forged(control: str, forgery: str = "audit", base: str = "gw_h") -> str:
+    return base + LOG_CONTROLS[control] + FORGERIES[forgery]
+
+
+def log_forgery_cases() -> Iterator[Case]:
+    version = ("api", "rest_api_plugin_version")
+    for family, (before, after) in FORGE_ROUTES.items():
+        for control in LOG_CONTROLS:
+            path = before + quote(forged(control), safe="") + after
+            for token in ("admin", None):
+                who = token or "no_token"
+                yield Case(f"forge-path-{family}-{control}-{who}", path=path, token=token, invalid=True)
+        for forgery in ("audit_today", "continuation"):
+            path = before + quote(forged("lf", forgery), safe="") + after
+            yield Case(f"forge-path-{family}-lf_{forgery}", path=path, invalid=True)
+    for control in LOG_CONTROLS:
+        # Argument names are in the audit record; the API's name too.
+        for token in ("admin", None):
+            who = token or "no_token"
+            yield Case(
+                f"forge-query_name-{control}-{who}", query=(version, (forged(control), "1")), token=token, invalid=True
+            )
+        yield Case(
+            f"forge-json_key-{control}",
+            method="POST",
+            headers=JSON_CT,
+            json={"api": "rest_api_plugin_version", forged(control): "1"},
+            invalid=True,
+        )
+        yield Case(
+            f"forge-form_key-{control}",
+            method="POST",
+            headers=FORM_CT,
+            body=form_text([version, (forged(control), "1")]),
+            invalid=True,
+        )
+        yield Case(f"forge-api_name-{control}", query=(("api", forged(control)),), invalid=True)
+        yield Case(
+            f"forge-exp_query_name-{control}", path=f"{EXP}/dags/gw_probe/dag_runs", query=((forged(control), "1"),)
+        )
+    for forgery in ("audit_today", "continuation"):
+        yield Case(f"forge-query_name-lf_{forgery}", query=(version, (forged("lf", forgery), "1")), invalid=True)
+        yield Case(f"forge-api_name-lf_{forgery}", query=(("api", forged("lf", forgery)),), invalid=True)
+    # Headers, from the trusted proxy (the live gateway believes 127.0.0.1): what a client library sends...
+    headers = {
+        "user_agent": ("User-Agent", "gw_h"),
+        "xff": ("X-Forwarded-For", "1.2.3.4"),
+        "xfp": ("X-Forwarded-Prefix", "/gw_h"),
+        "xfh": ("X-Forwarded-Host", "gw-h.example"),
+        "referer": ("Referer", "http://gw-h.example/"),
+    }
+    for key, (name, base) in headers.items():
+        for control in HEADER_CONTROLS:
+            for family, path, query in (("plugin", PLUGIN, (version,)), ("jobs", JOBS, ())):
+                yield Case(
+                    f"forge-header-{key}-{control}-{family}",
+                    path=path,
+                    query=query,
+                    headers=((name, forged(control, base=base)),),
+                )
+        yield Case(
+            f"forge-header-{key}-pct_lf",
+            query=(version,),
+            headers=((name, base + quote(LOG_CONTROLS["lf"] + FORGERIES["audit"], safe="")),),
+        )
+    # ... and what only a raw socket sends: C0 controls, DEL, bare CR/LF, C1 as single (non-UTF-8) bytes.
+    raw_controls = {k: v for k, v in LOG_CONTROLS.items() if k not in HEADER_CONTROLS}
+    raw_controls |= {"c1_byte_nel": "\udc85", "c1_byte_csi": "\udc9b2K"}
+    target = f"{PLUGIN}?api=rest_api_plugin_version"
+    for key, (name, base) in headers.items():
+        if key == "referer":
+            continue
+        for control, chars in raw_controls.items():
+            value = base + chars + FORGERIES["audit"]
+            yield Case(f"forge-raw_header-{key}-{control}", raw=raw_request("GET", target, [f"{name}: {value}"]))
+    # A multipart part's malformed Content-Disposition: aiohttp warns with it (Python's warnings, not logging).
+    # Python prints one warning per distinct text: each case's text is its own.
+    for control, chars in LOG_CONTROLS.items():
+        for token, query in (("deployer", (("api", "deploy_dag"),)), ("admin", (version,))):
+            disposition = f'Content-Disposition: ;;;="gw_h_{token}{chars}{FORGERIES["audit"]}'.encode()
+            part = Part("dag_file", dag_source("gw_h_never_deployed"), disposition=disposition)
+            yield Case(
+                f"forge-multipart_disposition-{control}-{token}",
+                method="POST",
+                query=query,
+                parts=(part,),
+                token=token,
+                invalid=token == "deployer",
+                dags_unchanged=True,
+            )
+    # Control bytes right in the request line's path (no percent-encoding).
+    for control, chars in raw_controls.items():
+        if control in ("lf", "cr", "crlf"):
+            continue
+        for family, (before, after) in FORGE_ROUTES.items():
+            path = before + "gw_h" + chars + FORGE_MARK + after
+            yield Case(f"forge-raw_path-{family}-{control}", raw=raw_request("GET", path))
+
+
+# ---------------------------------------------------------------------------------------------------
+# 10. Secrets learned from output, in every stream format and in job logs
+
+#: (key, query option, header, stream): every way an answer can come back.
+READ_MODES: tuple[tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], bool], ...] = (
+    ("plain", (), (), False),
+    ("ndjson", (("stream", "true"),), (), True),
+    ("text", (("stream", "text"),), (), True),
+    ("sse", (), (("Accept", "text/event-stream"),), True),
+    ("async", (("async", "true"),), (), False),
+)
+_RUN = _Counter()
+
+
+def run_id() -> str:
+    return _RUN.next(f"gw_h_run_{RUN_TAG}")
+
+
+def read_cases(prefix: str, query: tuple[tuple[str, str], ...], secret_values: tuple[str, ...]) -> Iterator[Case]:
+    """``query`` read back in every answer format: the secrets it prints never leave in clear."""
+    for mode, option, headers, stream in READ_MODES:
+        yield Case(
+            f"{prefix}-{mode}",
+            query=query + option,
+            headers=headers,
+            secrets=secret_values,
+            stream=stream,
+            follow_job=mode == "async",
+            expect=(202,) if mode == "async" else (200,),
+        )
+
+
+def learned_secret_cases() -> Iterator[Case]:
+    # A variable whose name says it is secret: set, then read and exported.
+    pw = _pw("learned")
+    key = f"db_password_{RUN_TAG}"
+    yield api_call("learned-variable-set", "variables", {"set": key, "set_value": pw}, secrets=(pw,), expect=(200,))
+    yield from read_cases("learned-variable-get", (("api", "variables"), ("get", key)), (pw,))
+    yield from read_cases("learned-variable-export", (("api", "variables"), ("export", "true")), (pw,))
+    # A DAG run's conf: triggered with a password, then its state (Airflow prints the conf) read back.
+    pw = _pw("runconf")
+    run = run_id()
+    yield Case(
+        "learned-dag_run-trigger",
+        method="POST",
+        headers=JSON_CT,
+        json={"api": "trigger_dag", "dag_id": "gw_probe", "run_id": run, "conf": {"password": pw}},
+        secrets=(pw,),
+        expect=(200,),
+    )
+    yield from read_cases(
+        "learned-dag_run-dag_state", (("api", "dag_state"), ("dag_id", "gw_probe"), ("execution_date", run)), (pw,)
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# 11. Password-like keys hide whatever they hold (string, number, list, object, at any depth)
+
+
+def masked_shape_cases() -> Iterator[Case]:
+    def shapes() -> dict[str, tuple[dict[str, Any], tuple[str, ...]]]:
+        s1, s2, number = _pw("shape"), _pw("shape2"), secrets.randbelow(10**17) + 10**17
+        return {
+            "list": ({"password": [s1]}, (s1,)),
+            "object": ({"password": {"a": s1}}, (s1,)),
+            "nested_list_object": ({"nested": {"api_key": [s1, {"x": s2}]}}, (s1, s2)),
+            "number": ({"password": number}, (str(number),)),
+            "deep": ({"a": [{"b": {"secret": [[s1]], "c": {"d": {"token": {"e": s2}}}}}]}, (s1, s2)),
+            "list_of_objects": ({"credentials": [{"user": "u", "pw": s1}]}, (s1,)),
+        }
+
+    for mode in ("sync", "async"):
+        for key, (conf, found) in shapes().items():
+            fields: dict[str, Any] = {"api": "trigger_dag", "dag_id": "gw_probe", "conf": conf}
+            if mode == "async":
+                fields["async"] = True
+            yield Case(
+                f"shape-trigger_dag-conf_{key}-{mode}",
+                method="POST",
+                headers=JSON_CT,
+                json=fields,
+                secrets=found,
+                follow_job=mode == "async",
+                expect=(202,) if mode == "async" else (200,),
+            )
+    # The same conf as form data (a JSON string), and on the experimental trigger.
+    for key, (conf, found) in shapes().items():
+        yield Case(
+            f"shape-trigger_dag-conf_{key}-form",
+            method="POST",
+            query=(("api", "trigger_dag"),),
+            headers=FORM_CT,
+            body=form_text([("dag_id", "gw_probe"), ("conf", json.dumps(conf))]),
+            secrets=found,
+            expect=(200,),
+        )
+    for key, (conf, found) in shapes().items():
+        yield Case(
+            f"shape-exp_trigger-conf_{key}",
+            method="POST",
+            path=f"{EXP}/dags/gw_probe/dag_runs",
+            headers=JSON_CT,
+            json={"conf": conf},
+            secrets=found,
+        )
+    for key, (conf, found) in shapes().items():
+        params = {"add": "", "conn_id": _CONN.next("gw_h_shape"), "conn_type": "http", "conn_extra": json.dumps(conf)}
+        yield api_call(f"shape-conn_extra-{key}", "connections", params, secrets=found, expect=(200,))
+    yield api_call("shape-conn-list_after", "connections", {"list": ""}, secrets=(ALL_PASSWORDS,))
+    # A variable named like a key, holding JSON: read as JSON (json=true), as text, streamed, exported.
+    pw, pw2 = _pw("apikey"), _pw("apikey2")
+    name = f"api_key_{RUN_TAG}"
+    value = json.dumps({"a": pw, "b": [pw2]})
+    yield api_call(
+        "shape-variable-set", "variables", {"set": name, "set_value": value}, secrets=(pw, pw2), expect=(200,)
+    )
+    get = (("api", "variables"), ("get", name))
+    yield from read_cases("shape-variable-get_json", (*get, ("json", "true")), (pw, pw2))
+    yield from read_cases("shape-variable-get_text", get, (pw, pw2))
+    yield from read_cases("shape-variable-export", (("api", "variables"), ("export", "true")), (pw, pw2))
+
+
+# ---------------------------------------------------------------------------------------------------
+# 12. Passwords with quotes, backslashes, newlines, non-ASCII: no recognisable piece of them either
+
+PASSWORD_SPECIALS = {
+    "quote": "'",
+    "dquote": '"',
+    "backslash": "\\",
+    "newline": "\n",
+    "unicode": "\u00e9\u65e5\u672c",
+    "dollar": "$",
+    "space": " ",
+    "percent": "%",
+    "ampersand": "&",
+    "crlf": "\r\n",
+}
+
+
+def special_password(key: str) -> tuple[str, tuple[str, ...]]:
+    """A password with ``key``'s character in the middle, and its pieces (each long enough to recognise)."""
+    left, right = f"PW{secrets.token_hex(10)}", secrets.token_hex(10)
+    return left + PASSWORD_SPECIALS[key] + right, (left + PASSWORD_SPECIALS[key] + right, left, right)
+
+
+def special_password_cases() -> Iterator[Case]:
+    for key in PASSWORD_SPECIALS:
+        base = {"add": "", "conn_type": "postgres", "conn_host": "db"}
+        for transport in ("query", "json"):
+            pw, pieces = special_password(key)
+            yield api_call(
+                f"special-{key}-conn_password-{transport}",
+                "connections",
+                {**base, "conn_id": _CONN.next("gw_h_sp")},
+                "conn_password",
+                Hostile("x", pw, transport=transport),
+                secrets=pieces,
+            )
+        pw, pieces = special_password(key)
+        yield api_call(
+            f"special-{key}-conn_uri-raw",
+            "connections",
+            {"add": "", "conn_id": _CONN.next("gw_h_sp"), "conn_uri": f"postgres://u:{pw}@db:5432/x"},
+            secrets=pieces,
+        )
+        pw, pieces = special_password(key)
+        yield api_call(
+            f"special-{key}-conn_uri-pct",
+            "connections",
+            {"add": "", "conn_id": _CONN.next("gw_h_sp"), "conn_uri": f"postgres://u:{quote(pw, safe='')}@db:5432/x"},
+            secrets=(*pieces, quote(pw, safe="")),
+        )
+        pw, pieces = special_password(key)
+        doc = json.dumps({"conn_type": "postgres", "host": "db", "password": pw})
+        yield api_call(
+            f"special-{key}-conn_json",
+            "connections",
+            {"add": "", "conn_id": _CONN.next("gw_h_sp"), "conn_json": doc},
+            secrets=pieces,
+        )
+        for mode in ("sync", "async"):
+            pw, pieces = special_password(key)
+            fields: dict[str, Any] = {"api": "trigger_dag", "dag_id": "gw_probe", "conf": {"password": pw}}
+            if mode == "async":
+                fields["async"] = True
+            yield Case(
+                f"special-{key}-conf_password-{mode}",
+                method="POST",
+                headers=JSON_CT,
+                json=fields,
+                secrets=pieces,
+                follow_job=mode == "async",
+                expect=(202,) if mode == "async" else (200,),
+            )
+        pw, pieces = special_password(key)
+        yield api_call(
+            f"special-{key}-conn_password-async",
+            "connections",
+            {**base, "conn_id": _CONN.next("gw_h_sp"), "conn_password": pw, "async": "true"},
+            secrets=pieces,
+            follow_job=True,
+        )
+    yield api_call("special-conn-list_after", "connections", {"list": ""}, secrets=(ALL_PASSWORDS,))
+
+
+# ---------------------------------------------------------------------------------------------------
+# 13. Thousands of secrets in one request: refused (413, or 400) at once; permission first
+
+
+def bulk(n: int) -> list[str]:
+    return [f"{BULK_TAG}{i:05x}{secrets.token_hex(4)}" for i in range(n)]
+
+
+def bulk_secret_cases() -> Iterator[Case]:
+    fields: dict[str, Any] = {"bulk_secrets": True, "invalid": True, "within_s": 5.0}
+    refused = (400, 413)
+    passwords = {f"password_{i}": value for i, value in enumerate(bulk(10_000))}
+    uris = {f"k_{i}": f"postgres://u:{value}@h/x" for i, value in enumerate(bulk(16_000))}
+    trigger = {"api": "trigger_dag", "dag_id": "gw_probe"}
+    for key, conf in (("conf_10k_passwords", passwords), ("conf_16k_uri_passwords", uris)):
+        yield Case(
+            f"bulk-trigger_dag-{key}-json",
+            method="POST",
+            headers=JSON_CT,
+            json={**trigger, "conf": conf},
+            expect=refused,
+            **fields,
+        )
+        yield Case(
+            f"bulk-trigger_dag-{key}-json_string",
+            method="POST",
+            headers=JSON_CT,
+            json={**trigger, "conf": json.dumps(conf)},
+            expect=refused,
+            **fields,
+        )
+        yield Case(
+            f"bulk-trigger_dag-{key}-form",
+            method="POST",
+            query=(("api", "trigger_dag"),),
+            headers=FORM_CT,
+            body=form_text([("dag_id", "gw_probe"), ("conf", json.dumps(conf))]),
+            expect=refused,
+            **fields,
+        )
+        yield Case(
+            f"bulk-trigger_dag-{key}-vars_only",
+            method="POST",
+            headers=JSON_CT,
+            json={**trigger, "conf": conf},
+            token="vars_only",
+            expect=(403,),
+            **fields,
+        )
+        yield Case(
+            f"bulk-exp_trigger-{key}",
+            method="POST",
+            path=f"{EXP}/dags/gw_probe/dag_runs",
+            headers=JSON_CT,
+            json={"conf": conf},
+            expect=refused,
+            **fields,
+        )
+        yield Case(
+            f"bulk-exp_trigger-{key}-vars_only",
+            method="POST",
+            path=f"{EXP}/dags/gw_probe/dag_runs",
+            headers=JSON_CT,
+            json={"conf": conf},
+            token="vars_only",
+            expect=(403,),
+            **fields,
+        )
+    connection = {"api": "connections", "add": "", "conn_id": "gw_h_bulk", "conn_type": "http"}
+    for key, extra in (("10k_passwords", passwords), ("16k_uri_passwords", uris)):
+        yield Case(
+            f"bulk-conn_extra-{key}-json",
+            method="POST",
+            headers=JSON_CT,
+            json={**connection, "conn_extra": extra},
+            expect=refused,
+            **fields,
+        )
+        yield Case(
+            f"bulk-conn_extra-{key}-form",
+            method="POST",
+            query=(("api", "connections"),),
+            headers=FORM_CT,
+            body=form_text([*((k, v) for k, v in connection.items() if k != "api"), ("conn_extra", json.dumps(extra))]),
+            expect=refused,
+            **fields,
+        )
+        yield Case(
+            f"bulk-conn_extra-{key}-vars_only",
+            method="POST",
+            headers=JSON_CT,
+            json={**connection, "conn_extra": extra},
+            token="vars_only",
+            expect=(403,),
+            **fields,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# 14. Short secrets (a digit, "127", "INFO", a quote) are masked as values, never in the log's structure
+
+
+def short_secret_cases() -> Iterator[Case]:
+    fields: dict[str, Any] = {"audit_remote": "127.0.0.1"}
+    digits = {f"token_{i}": str(i) for i in range(1000)}
+    trigger = {"api": "trigger_dag", "dag_id": "gw_probe"}
+    yield Case(
+        "short-trigger_dag-conf_1000_digits", method="POST", headers=JSON_CT, json={**trigger, "conf": digits}, **fields
+    )
+    yield Case(
+        "short-exp_trigger-conf_1000_digits",
+        method="POST",
+        path=f"{EXP}/dags/gw_probe/dag_runs",
+        headers=JSON_CT,
+        json={"conf": digits},
+        **fields,
+    )
+    shorts = {
+        "password_1": ("password", "1"),
+        "secret_127": ("secret", "127"),
+        "token_info": ("token", "INFO"),
+        "password_0": ("password", "0"),
+        "password_200": ("password", "200"),
+        "password_dquote": ("password", '"'),
+        "password_colon": ("password", ":"),
+        "password_brace": ("password", "{"),
+        "password_comma": ("password", ","),
+        "password_dot": ("password", "."),
+        "password_t": ("password", "T"),
+        "token_admin": ("token", "admin"),
+        "secret_status": ("secret", "status"),
+        "secret_remote": ("secret", "remote"),
+        "api_key_audit": ("api_key", "gateway.audit"),
+    }
+    for key, (name, value) in shorts.items():
+        yield Case(
+            f"short-trigger_dag-conf_{key}",
+            method="POST",
+            headers=JSON_CT,
+            json={**trigger, "conf": {name: value}},
+            **fields,
+        )
+        # Cheap: the query value under a password-like name is learned before anything is validated.
+        yield Case(f"short-query-{key}", query=(("api", "rest_api_plugin_version"), (name, value)), **fields)
+        yield Case(f"short-jobs_query-{key}", path=JOBS, query=((name, value),), **fields)
+    yield api_call(
+        "short-conn_password_0",
+        "connections",
+        {"add": "", "conn_id": _CONN.next("gw_h_short"), "conn_type": "http", "conn_password": "0"},
+        **fields,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# 15. Refuse first, then look: a token without the right learns nothing about the DAG (exists, paused, absent)
+
+
+def refuse_first_cases() -> Iterator[Case]:
+    absent = f"gw_h_nodag_{RUN_TAG}"
+    states = (("unpaused", "gw_assets", "unpause"), ("paused", "gw_assets", "pause"), ("absent", absent, None))
+    for state, dag, setup in states:
+        if setup:
+            yield api_call(f"first-setup-{setup}-{dag}", setup, {"dag_id": dag}, expect=(200,))
+        for token in ("vars_only", "deployer"):
+            common: dict[str, Any] = {"token": token, "invalid": True, "expect": (403,)}
+            for key, query in (("wait", (("wait", "true"),)), ("wait_stream", (("wait", "true"), ("stream", "true")))):
+                yield Case(
+                    f"first-{token}-exp_trigger_{key}-{state}",
+                    method="POST",
+                    path=f"{EXP}/dags/{dag}/dag_runs",
+                    query=query,
+                    headers=JSON_CT,
+                    body=b"{}",
+                    **common,
+                )
+            yield Case(
+                f"first-{token}-exp_trigger-{state}",
+                method="POST",
+                path=f"{EXP}/dags/{dag}/dag_runs",
+                headers=JSON_CT,
+                body=b"{}",
+                **common,
+            )
+            for api, params in (
+                ("trigger_dag", {"dag_id": dag, "wait": "true"}),
+                ("watch_dag_run", {"dag_id": dag, "run_id": "manual__2024-03-03T00:00:00+00:00"}),
+                ("dag_state", {"dag_id": dag, "execution_date": "2024-03-03"}),
+            ):
+                yield api_call(f"first-{token}-{api}-{state}", api, params, **common)
+                yield api_call(
+                    f"first-{token}-{api}-{state}-json", api, params, None, Hostile("x", "", "json"), **common
+                )
+
+
+# ---------------------------------------------------------------------------------------------------
+# 16. Small ones: 4,301-digit numbers (past Python's int/str limit), methods on the jobs collection
+
+
+def small_hardening_cases() -> Iterator[Case]:
+    huge = "9" * 4301
+    common: dict[str, Any] = {"invalid": True, "expect": (400,)}
+    for api, params in (
+        ("trigger_dag", {"dag_id": "gw_probe", "wait": "true"}),
+        ("watch_dag_run", {"dag_id": "gw_probe", "run_id": "manual__2024-03-03T00:00:00+00:00"}),
+    ):
+        for transport in ("query", "form", "json", "jsonraw"):
+            yield api_call(
+                f"small-{api}-wait_timeout_s_4301_digits-{transport}",
+                api,
+                params,
+                "wait_timeout_s",
+                Hostile("x", huge, transport=transport),
+                **common,
+            )
+    yield api_call(
+        "small-trigger_dag-wait_timeout_s_4301_digits_neg",
+        "trigger_dag",
+        {"dag_id": "gw_probe", "wait": "true", "wait_timeout_s": "-" + huge},
+        **common,
+    )
+    for key, value in (("", huge), ("_neg", "-" + huge)):
+        yield Case(
+            f"small-exp_trigger-wait_timeout_s_4301_digits{key}",
+            method="POST",
+            path=f"{EXP}/dags/gw_probe/dag_runs",
+            query=(("wait", "true"), ("wait_timeout_s", value)),
+            headers=JSON_CT,
+            body=b"{}",
+            **common,
+        )
+    # Without wait=true the timeout means nothing: no opinion on the status, but never a 5xx.
+    yield Case(
+        "small-exp_trigger-wait_timeout_s_4301_digits-no_wait",
+        method="POST",
+        path=f"{EXP}/dags/gw_probe/dag_runs",
+        query=(("wait_timeout_s", huge),),
+        headers=JSON_CT,
+        body=b"{}",
+    )
+    yield api_call(
+        "small-task_state-map_index_4301_digits", "task_state", {**BASE["task_state"], "map_index": huge}, **common
+    )
+    yield Case("small-job_log-offset_4301_digits", path=f"{JOBS}/{JOB}/log", query=(("offset", huge),))
+    for method in ("PUT", "PATCH", "POST", "DELETE"):
+        yield Case(
+            f"small-jobs_collection-{method}",
+            method=method,
+            path=JOBS,
+            invalid=True,
+            expect=(405,),
+            answer_headers=("Allow",),
+        )
+        yield Case(
+            f"small-jobs_collection-{method}-no_token",
+            method=method,
+            path=JOBS,
+            token=None,
+            invalid=True,
+            expect=(403, 405),
+        )
+
+
 def build() -> list[Case]:
     cases = [
         *outcome_cases(),
@@ -1926,6 +2554,14 @@ def build() -> list[Case]:
         *experimental_cases(),
         *raw_cases(),
         *job_cases(),
+        *log_forgery_cases(),
+        *learned_secret_cases(),
+        *masked_shape_cases(),
+        *special_password_cases(),
+        *bulk_secret_cases(),
+        *short_secret_cases(),
+        *refuse_first_cases(),
+        *small_hardening_cases(),
     ]
     seen: set[str] = set()
     for case in cases:

@@ -2,7 +2,10 @@
 
 Per case: no 5xx (a 503 carries Retry-After); a JSON answer in the route family's shape; ``invalid``
 cases refused with a 4xx before any process started; nothing written outside the DAGs folder; no
-secret (token or password) in the answer, a job log or the gateway log; ``/health`` still 200.
+secret (token or password) in the answer, a job log or the gateway log; ``/health`` still 200, and
+answering within a second all the while the case ran (polled on a connection of its own); every line
+the case added to the gateway log is one record (or an indented continuation of one) with no control
+character, no forged line, and audit records whose JSON holds a real remote, time, status and token name.
 Raw-socket cases (HTTP-level abuse) assert status < 500 and a JSON answer that echoes nothing
 (``gateway/protocol.py``); what each got is recorded in ``raw_notes.json`` beside the gateway log.
 """
@@ -12,11 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import http.client
+import ipaddress
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,8 +33,8 @@ import pytest
 from multidict import CIMultiDict
 from yarl import URL
 
-from .conftest import AdminJob, LiveGateway
-from .corpus import ALL_PASSWORDS, ALL_SECRETS, CASES, Case, Raw, multipart
+from .conftest import TOKEN_NAMES, AdminJob, LiveGateway
+from .corpus import ALL_PASSWORDS, ALL_SECRETS, BULK_SECRET, CASES, FORGED_STARTS, Case, Raw, multipart
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +46,18 @@ REQUEST_TIMEOUT_S = 60.0
 JOB_TIMEOUT_S = 60.0
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out", "lost"}
 _OFFSET = re.compile(r"@@(LOGSIZE|LINE1)([+-]\d+)?@@")
+#: While a case runs, /health is polled this often and must answer 200 within the bound (generous by design).
+HEALTH_EVERY_S = 0.1
+HEALTH_BOUND_S = 1.0
+#: One record of the gateway log (``%(asctime)s %(levelname)s %(name)s: %(message)s``).
+_RECORD = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) ([\w.-]+): ")
+#: No control character in a log line: C0 (but TAB), DEL, C1 (NEL among them), the Unicode line separators.
+_LOG_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_ACCESS = re.compile(r'(?P<remote>\S+) "(?P<method>\S+) (?P<path>.*)" \d{3} (?:\d+|-) \d+\.\d{3}s')
+_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
+_BULK = re.compile(BULK_SECRET.encode())
+#: At most this many log problems are listed per case.
+LOG_PROBLEMS = 8
 _TOKEN = re.compile(r"@@TOKEN(UPPER|SHA|PREFIX)?:(\w+)@@")
 
 
@@ -287,6 +306,55 @@ async def follow_job(http: aiohttp.ClientSession, gw: LiveGateway, answer: Answe
         answer.extra.append(log_file.read_bytes())
 
 
+class HealthWatch:
+    """Polls ``/health`` while a case runs, from a thread and on a fresh connection each time (so neither
+    the test's event loop nor a connection the case broke can hold it up): every poll must answer 200
+    within :data:`HEALTH_BOUND_S`. Polls start :data:`HEALTH_EVERY_S` into the case (a case done sooner
+    costs nothing: the timed ``/health`` after it covers it); the one in flight at the end is awaited."""
+
+    def __init__(self, gw: LiveGateway) -> None:
+        self._address = (gw.host, gw.port)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hostile-health-watch", daemon=True)
+        self._started = 0.0
+        self.polls = 0
+        self.problems: list[str] = []
+
+    def __enter__(self) -> HealthWatch:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(HEALTH_BOUND_S + 10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEALTH_EVERY_S):
+            started = time.monotonic()
+            problem = self._poll()
+            took = time.monotonic() - started
+            self.polls += 1
+            if problem is None and took >= HEALTH_BOUND_S:
+                problem = f"took {took:.2f} s"
+            if problem is not None:
+                self.problems.append(f"/health polled at +{started - self._started:.1f} s {problem}")
+
+    def _poll(self) -> str | None:
+        conn = http.client.HTTPConnection(*self._address, timeout=HEALTH_BOUND_S)
+        try:
+            conn.request("GET", "/health")
+            resp = conn.getresponse()
+            resp.read()
+            return None if resp.status == 200 else f"answered {resp.status}"
+        except TimeoutError:
+            return f"did not answer within {HEALTH_BOUND_S:g} s"
+        except (OSError, http.client.HTTPException) as exc:
+            return f"failed ({type(exc).__name__}: {exc})"
+        finally:
+            conn.close()
+
+
 # --------------------------------------------------------------------------------------------------
 # The invariants
 
@@ -352,6 +420,85 @@ def check_answer(case: Case, answer: Answer, family_path: str) -> list[str]:
     return problems
 
 
+def audit_problems(record: Any) -> list[str]:
+    """What is wrong with an audit record's JSON: it must have a route, an ISO 8601 time, an integer status,
+    an IP address as remote (or none) and a configured token's name as token (or none)."""
+    if not isinstance(record, dict):
+        return ["is not a JSON object"]
+    problems = []
+    if not isinstance(record.get("route"), str):
+        problems.append(f"route {record.get('route')!r}")
+    status = record.get("status")
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        problems.append(f"status {status!r}")
+    at = record.get("at")
+    try:
+        if not isinstance(at, str) or not _AT.fullmatch(at):
+            raise ValueError(at)
+        datetime.fromisoformat(at)
+    except ValueError:
+        problems.append(f"at {at!r}")
+    if "remote" in record:
+        try:
+            ipaddress.ip_address(record["remote"])
+        except ValueError:
+            problems.append(f"remote {record['remote']!r}")
+    if "token" in record and record["token"] not in TOKEN_NAMES:
+        problems.append(f"token {record['token']!r}")
+    return problems
+
+
+def check_log(new_log: bytes, clean_start: bool) -> tuple[list[str], list[dict[str, Any]]]:
+    """The problems of the gateway log's new lines, and the audit records among them.
+
+    ``new_log`` is what was appended while the case ran; ``clean_start``: it starts at a line's beginning
+    (else its first piece is skipped). What follows the last newline may be a line still being written."""
+    problems: list[str] = []
+    audits: list[dict[str, Any]] = []
+    lines = new_log.split(b"\n")[:-1]
+    if not clean_start:
+        lines = lines[1:]
+    for raw in lines:
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw.decode("utf-8", "replace")
+            problems.append(f"log line {line[:160]!r} is not UTF-8")
+        shown = repr(line[:160]) + ("…" if len(line) > 160 else "")
+        if found := _LOG_CONTROL.search(line):
+            problems.append(f"log line {shown} holds the control character {found.group()!r}")
+        if line.lstrip(" \t").startswith(FORGED_STARTS):
+            problems.append(f"log line {shown} is a forged one (it starts with the forgery)")
+        head = _RECORD.match(line)
+        if head is None:
+            if line[:1] not in (" ", "\t"):
+                problems.append(f"log line {shown} is neither a record nor an indented continuation of one")
+            continue
+        logger, message = head.group(2), line[head.end() :]
+        if logger == "gateway.audit":
+            try:
+                record = json.loads(message)
+            except ValueError:
+                problems.append(f"audit record {shown}: its JSON does not parse")
+                continue
+            if wrong := audit_problems(record):
+                problems.append(f"audit record {shown}: {', '.join(wrong)}")
+            else:
+                audits.append(record)
+        elif logger == "aiohttp.access":
+            access = _ACCESS.fullmatch(message)
+            if access is None:
+                problems.append(f"access line {shown} is not 'REMOTE \"METHOD PATH\" STATUS BYTES SECONDSs'")
+            else:
+                try:
+                    ipaddress.ip_address(access.group("remote"))
+                except ValueError:
+                    problems.append(f"access line {shown}: remote {access.group('remote')!r} is no IP address")
+    if len(problems) > LOG_PROBLEMS:
+        problems = [*problems[:LOG_PROBLEMS], f"… {len(problems)} log problems in all"]
+    return problems, audits
+
+
 def remove_if_exists(path: str) -> bool:
     if not os.path.lexists(path):
         return False
@@ -365,6 +512,14 @@ def read_from(path: Path, offset: int) -> bytes:
         return handle.read()
 
 
+def at_line_start(path: Path, offset: int) -> bool:
+    if offset == 0:
+        return True
+    with open(path, "rb") as handle:
+        handle.seek(offset - 1)
+        return handle.read(1) == b"\n"
+
+
 def leaks(secrets: list[str], blobs: dict[str, bytes]) -> list[str]:
     found = []
     for secret in secrets:
@@ -372,6 +527,10 @@ def leaks(secrets: list[str], blobs: dict[str, bytes]) -> list[str]:
         for where, blob in blobs.items():
             if needle in blob:
                 found.append(f"secret {secret[:6]}… appears in {where}")
+    for where, blob in blobs.items():
+        # The bulk secrets (thousands per request) are one pattern.
+        if bulk := _BULK.search(blob):
+            found.append(f"bulk secret {bulk.group()[:10].decode()}… appears in {where}")
     return found
 
 
@@ -391,11 +550,16 @@ async def test_hostile(
     dags_before = dags_snapshot(gw) if case.dags_unchanged else None
     log_offset = gw.log_path.stat().st_size
 
-    answer = await (send_raw(ctx, case) if case.raw is not None else send(http, ctx, case))
-    if case.follow_job and answer.status == 202:
-        await follow_job(http, gw, answer)
+    with HealthWatch(gw) as watch:
+        sent = time.monotonic()
+        answer = await (send_raw(ctx, case) if case.raw is not None else send(http, ctx, case))
+        took = time.monotonic() - sent
+        if case.follow_job and answer.status == 202:
+            await follow_job(http, gw, answer)
 
+    asked = time.monotonic()
     after_status, after = await health(http, gw)
+    health_took = time.monotonic() - asked
     # The family is the route that matched the raw path (``%2F`` is not a path separator).
     problems = check_answer(case, answer, ctx.text(case.path))
     if case.raw is not None:
@@ -410,6 +574,12 @@ async def test_hostile(
         problems.append(f"status {status}, expected one of {case.expect}")
     if after_status != 200:
         problems.append(f"/health answered {after_status} after the case; gateway alive: {gw.alive()}")
+    problems += watch.problems[:5]
+    if health_took >= HEALTH_BOUND_S:
+        problems.append(f"/health after the case took {health_took:.2f} s")
+    if case.within_s is not None and took >= case.within_s:
+        problems.append(f"answered after {took:.1f} s, not within {case.within_s:g} s")
+    problems += [f"no {name} header in the answer" for name in case.answer_headers if name not in answer.headers]
 
     new_files = outside_snapshot(gw) - files_before
     if new_files:
@@ -426,6 +596,13 @@ async def test_hostile(
     if "X-Injected" in answer.headers:
         problems.append("a value became a response header (X-Injected)")
     new_log = read_from(gw.log_path, log_offset)
+    log_problems, audits = check_log(new_log, at_line_start(gw.log_path, log_offset))
+    problems += log_problems
+    if case.audit_remote is not None and not any(
+        record.get("remote") == case.audit_remote and record["status"] == status for record in audits
+    ):
+        seen = [(record.get("remote"), record["status"]) for record in audits]
+        problems.append(f"no audit record with remote {case.audit_remote!r} and status {status} (well-formed: {seen})")
     secrets = [ctx.text(s) for s in case.secrets if s != ALL_PASSWORDS] + list(gw.tokens.values())
     if ALL_PASSWORDS in case.secrets:
         secrets += [s for s in ALL_SECRETS if s != ALL_PASSWORDS]

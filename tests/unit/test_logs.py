@@ -78,6 +78,7 @@ def test_short_secrets_never_change_an_audit_record() -> None:
     logger = logging.getLogger("gateway.audit")
     logger.addHandler(handler)
     level, logger.level = logger.level, logging.INFO
+    logger.disabled = False  # a logging config of Airflow's, imported by another test, may have disabled it
     try:
         reset = CURRENT.set(masker)
         record = AuditRecord(route="/admin/rest_api/api", remote="127.0.0.1", token="admin", api="trigger_dag")
