@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.audit import AuditLog, AuditRecord
-from gateway.logs import JsonFormatter, LogFilter, escape
+from gateway.audit import MAX_LOGGED_ARGS, AuditRecord
+from gateway.logs import PREPARED, JsonFormatter, LogFilter, dumps_line, escape
 from gateway.masking import CURRENT, Masker
 
 UNSAFE = ["\r", "\n", "\x1b[31m", "\x00", "\x08", "\x0b", "\x0c", "\x7f", "\x85", "\x9b", "\u2028", "\u2029"]
@@ -70,29 +70,29 @@ def test_the_filter_masks_the_current_requests_secrets_and_any_query_string(
 
 
 def test_short_secrets_never_change_an_audit_record() -> None:
+    """The record is built from masked values, then serialized; the log filter leaves its structure alone."""
     masker = Masker([str(n) for n in range(1000)] + ["INFO", "admin"])
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.addFilter(LogFilter(Masker()))
-    audit = AuditLog("log")
-    logger = logging.getLogger("gateway.audit")
-    logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
-    logger.disabled = False  # a logging config of Airflow's, imported by another test, may have disabled it
+    record = AuditRecord(route="/admin/rest_api/api", remote="127.0.0.1", token="admin", api="trigger_dag")
+    record.args, record.status, record.duration_s = ["conf", "0", "x" + FORGED], 403, 0.012
+    fields = record.masked(masker)
+    logged = logging.LogRecord("gateway.audit", logging.INFO, __file__, 1, dumps_line(fields), None, None)
+    for key, value in {**PREPARED, "gateway_fields": fields}.items():
+        setattr(logged, key, value)
+    reset = CURRENT.set(masker)
     try:
-        reset = CURRENT.set(masker)
-        record = AuditRecord(route="/admin/rest_api/api", remote="127.0.0.1", token="admin", api="trigger_dag")
-        record.args, record.status, record.duration_s = ["conf", "0", "x" + FORGED], 403, 0.012
-        audit.write(record, masker)
-        CURRENT.reset(reset)
+        assert LogFilter(Masker()).filter(logged)
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    (line,) = out.getvalue().splitlines()
+        CURRENT.reset(reset)
+    (line,) = logging.Formatter("%(message)s").format(logged).splitlines()
     written = json.loads(line)
     assert written["remote"] == "127.0.0.1" and written["status"] == 403 and written["token"] == "admin"
     assert written["at"][:4].isdigit() and written["args"][:2] == ["conf", "0"]
     assert written["args"][2] == "x" + FORGED.replace("admin", "***")  # a long secret in a name is masked
+
+
+def test_an_audit_record_keeps_at_most_so_many_argument_names() -> None:
+    record = AuditRecord(route="/r", remote=None, args=[f"a{n}" for n in range(MAX_LOGGED_ARGS + 5)])
+    assert record.masked(Masker())["args"][-1] == "(and 5 more)"
 
 
 def test_the_json_format_writes_one_object_per_record() -> None:
