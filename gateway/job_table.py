@@ -35,6 +35,9 @@ READ_MAX_BYTES = 1 << 20
 #: may be freed meanwhile); then it is logged as unsaved, and a restart finds the job ``lost``.
 FINAL_SAVE_ATTEMPTS = 6
 FINAL_SAVE_FIRST_DELAY_S = 0.5
+#: Jobs a page of the list holds unless ``limit`` says otherwise, and the most it may say.
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
 #: How long ``DELETE`` waits for another replica to report the job it was asked to cancel has ended.
 REMOTE_CANCEL_WAIT_S = 10.0
 

@@ -18,7 +18,7 @@ from ..catalog.model import whole_number
 from ..envelope import error_response
 from ..errors import ApiError
 from ..job_store.base import Cursor
-from ..job_table import Job
+from ..job_table import DEFAULT_LIMIT, MAX_LIMIT, Job
 from ..keys import JOBS, MASKER, PRINCIPAL
 from ..middlewares import link
 from ..streaming import ClientGone, EventWriter, Format, stream_format
@@ -27,9 +27,6 @@ routes = web.RouteTableDef()
 JOB_ID = re.compile(r"[0-9a-f]{16}")
 #: A log offset is a byte count or an event's sequence number: 18 digits always fit a 64-bit integer.
 MAX_OFFSET_DIGITS = 18
-#: Jobs a page of the list holds unless ``limit`` says otherwise, and the most it may say.
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 
 
 def job_urls(request: web.Request, job: Job) -> dict[str, str]:
