@@ -167,11 +167,11 @@ class PostgresStore(JobStore):
         await self._db.close()
 
     async def create(self, job: Job) -> None:
-        self._last_seq[job.id] = 0
         await self._execute(
             f"INSERT INTO {SCHEMA}.jobs ({COLUMNS}, replica) VALUES ({', '.join(['%s'] * 12)})",
             (*_row(job), self.replica),
         )
+        self._last_seq[job.id] = 0  # one of ours once it is stored (a refused insert leaves nothing to poll)
 
     async def save(self, job: Job) -> None:
         if job.finished:

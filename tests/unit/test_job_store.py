@@ -177,6 +177,22 @@ async def test_the_running_jobs_of_a_replica_that_is_gone_are_lost_not_the_other
         assert (await e.get(alive.id)).state is RunState.RUNNING
 
 
+async def test_a_full_database_is_a_507_and_the_job_is_not_kept(shared: StoreFactory) -> None:
+    async with opened(shared("replica-a")) as store:
+        # PostgreSQL's own "disk full" (SQLSTATE 53100), raised by the server on every new job.
+        async with await psycopg.AsyncConnection.connect(shared.url, autocommit=True) as conn:
+            await conn.execute(
+                "CREATE FUNCTION airflow_rest_gateway.disk_is_full() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$;"
+                " CREATE TRIGGER disk_is_full BEFORE INSERT ON airflow_rest_gateway.jobs"
+                " FOR EACH ROW EXECUTE FUNCTION airflow_rest_gateway.disk_is_full()"
+            )
+        with pytest.raises(StorageFull) as refused:
+            await store.create(new_job("a" * 16, RunState.QUEUED))
+        assert refused.value.status == 507 and "PostgreSQL" in refused.value.message
+        assert await store.page(100) == [] and await store.get("a" * 16) is None  # and the store still answers
+
+
 async def test_an_unreachable_database_is_a_503_and_its_password_is_never_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
