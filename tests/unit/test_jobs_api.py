@@ -206,3 +206,10 @@ async def test_on_real_full_filesystems_jobs_and_deploys_are_507_and_leave_nothi
     resp = await client.post(PLUGIN, params={"api": "deploy_dag"}, data=deploy_form(), headers=AUTH)
     assert resp.status == 507 and "dags_folder" in (await resp.json())["output"]
     assert [path.name for path in dags.iterdir()] == ["filler"]
+
+
+async def test_metrics_count_jobs_by_state_without_listing_them(make: Any) -> None:
+    client = await make()
+    await add_jobs(client, 3)
+    text = await (await client.get("/metrics", headers=AUTH)).text()
+    assert 'gateway_jobs{state="succeeded"} 3.0' in text and 'gateway_jobs{state="running"} 0.0' in text
