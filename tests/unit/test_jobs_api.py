@@ -19,6 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.job_store import Job
+from gateway.job_store.base import CHUNK_BYTES
 from gateway.keys import JOBS
 from gateway.runner import RunState
 
@@ -213,3 +214,27 @@ async def test_metrics_count_jobs_by_state_without_listing_them(make: Any) -> No
     await add_jobs(client, 3)
     text = await (await client.get("/metrics", headers=AUTH)).text()
     assert 'gateway_jobs{state="succeeded"} 3.0' in text and 'gateway_jobs{state="running"} 0.0' in text
+
+
+async def test_a_followed_or_replayed_log_is_read_a_chunk_at_a_time(make: Any) -> None:
+    client = await make()
+    store = client.app[JOBS].store
+    job = Job("a" * 16, "version", "airflow version", "admin", RunState.SUCCEEDED, 1.0, finished_at=2.0)
+    await store.create(job)
+    lines = [{"stream": "stdout", "text": f"{i} " + "x" * 1000} for i in range(1500)]  # 1.5 MB
+    await store.append(job.id, lines)
+    asked: list[int] = []
+    read = store.read
+
+    async def counted(job_id: str, offset: int, max_bytes: int) -> Any:
+        asked.append(max_bytes)
+        return await read(job_id, offset, max_bytes)
+
+    store.read = counted
+    resp = await client.get(f"/api/jobs/{job.id}/log", params={"stream": "true"}, headers=AUTH)
+    followed = []
+    while raw := await resp.content.readline():  # a reader taking a line at a time
+        followed.append(raw)
+    assert len(followed) == len(lines) + 1  # every line, then the result
+    replay = await (await client.get(f"/api/jobs/{job.id}/log", headers=AUTH)).json()
+    assert replay["events"] and len(asked) > 20 and max(asked) <= CHUNK_BYTES
