@@ -3,6 +3,8 @@
 Order matters. The upload is parsed from a private staging copy, so a file with import errors is
 refused and nothing in the DAGs folder changes. A good file is written under a temporary
 non-``.py`` name (the dag-processor ignores it) and renamed into place, so nobody reads half a file.
+A full disk — the state directory, where uploads are staged, or the DAGs folder — is a 507 naming it,
+and leaves no temporary file behind.
 Then it is serialized at once, which makes ``list_dags`` and ``trigger_dag`` see it immediately.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from .catalog import DATA_ENV, Answer, ApiError, Upload, Values
+from .errors import DAGS_FOLDER, STATE_DIR, full_is_507
 from .keys import DEPLOY_LOCK, RUNNER, SETTINGS
 from .output import classify_failure
 from .runner import Command, CommandRunner, RunResult, RunState
@@ -88,7 +91,8 @@ def _stage(staging: Path, upload: Upload) -> Path:
 
 
 async def _check(runner: CommandRunner, staging: Path, upload: Upload, caller: str, timeout_s: float) -> dict[str, Any]:
-    staged = await asyncio.to_thread(_stage, staging, upload)
+    with full_is_507(STATE_DIR):
+        staged = await asyncio.to_thread(_stage, staging, upload)
     command = Command(("check-dag", str(staged)), helper=True, env=DATA_ENV).run_as(caller)
     return helper_json(await runner.run(command, timeout_s))
 
@@ -130,7 +134,8 @@ async def deploy_dag(app: web.Application, values: Values, caller: str) -> Answe
                 f"'{upload.filename}' has import errors; nothing was deployed:\n" + "\n".join(checked["import_errors"]),
             )
         previous = await asyncio.to_thread(target.read_bytes) if existed else None
-        await asyncio.to_thread(_write_atomically, target, upload.content)
+        with full_is_507(DAGS_FOLDER):
+            await asyncio.to_thread(_write_atomically, target, upload.content)
         pause_flag = ("--pause",) if values.get("pause") else ("--unpause",) if values.get("unpause") else ()
         sync = Command(("sync-dag", str(target), *pause_flag), helper=True, env=DATA_ENV).run_as(caller)
         try:

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
 from .aio import cancel_and_wait
-from .errors import ApiError
+from .errors import ApiError, StorageFull
 from .job_store import Event, Job, JobStore
-from .job_store.base import STOPPED_WHILE_RUNNING, Wakeups
+from .job_store.base import CHUNK_BYTES, STOPPED_WHILE_RUNNING, Cursor, Wakeups, event_bytes
 from .masking import Masker
 from .outflow import MaskedOutput
 from .runner import Command, Overloaded, Run, RunState
@@ -29,8 +29,15 @@ __all__ = ["Job", "Jobs"]
 log = logging.getLogger(__name__)
 
 Starter = Callable[[Command], AbstractAsyncContextManager[Run]]
-#: A replay answers about this much of the log at most; ``next_offset`` continues it.
+#: A replay answers about this much of the log at most (read a chunk at a time); ``next_offset`` continues it.
 READ_MAX_BYTES = 1 << 20
+#: A job's final state is saved this many times at most, waiting twice as long after each failure (a full disk
+#: may be freed meanwhile); then it is logged as unsaved, and a restart finds the job ``lost``.
+FINAL_SAVE_ATTEMPTS = 6
+FINAL_SAVE_FIRST_DELAY_S = 0.5
+#: Jobs a page of the list holds unless ``limit`` says otherwise, and the most it may say.
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
 #: How long ``DELETE`` waits for another replica to report the job it was asked to cancel has ended.
 REMOTE_CANCEL_WAIT_S = 10.0
 
@@ -53,8 +60,11 @@ class Jobs:
     async def get(self, job_id: str) -> Job | None:
         return await self.store.get(job_id)
 
-    async def newest_first(self) -> list[Job]:
-        return await self.store.newest_first()
+    async def page(self, limit: int, before: Cursor | None = None, owner: str | None = None) -> list[Job]:
+        return await self.store.page(limit, before, owner)
+
+    async def count_by_state(self) -> dict[RunState, int]:
+        return await self.store.count_by_state()
 
     async def submit(
         self,
@@ -82,7 +92,7 @@ class Jobs:
             created_at=time.time(),
             daemon=daemon,
         )
-        await self.store.create(job)
+        await self.store.create(job)  # a full state dir refuses it here (507): nothing has started
         self._running[job.id] = job
         output = MaskedOutput(masker, hold=learn is not None)
         self._tasks[job.id] = asyncio.create_task(self._execute(job, command, start, output, learn))
@@ -105,6 +115,9 @@ class Jobs:
                 job.state = RunState.LOST
         except Overloaded as exc:
             job.state, job.error = RunState.FAILED, str(exc)
+        except StorageFull as exc:
+            # Its output can no longer be kept: the command was stopped (leaving ``start`` kills its group).
+            job.state, job.error = RunState.FAILED, f"Stopped: its output could not be saved ({exc.where} is full)"
         except asyncio.CancelledError:
             job.state = RunState.CANCELLED
         except Exception as exc:
@@ -113,12 +126,24 @@ class Jobs:
         finally:
             job.finished_at = time.time()
             job.error = masker.text(job.error) if job.error else job.error
-            try:
-                await self.store.save(job)
-            except Exception:
-                log.exception("job %s ended %s, which could not be saved", job.id, job.state.value)
+            await self._save_final(job)
             self._tasks.pop(job.id, None)
             self._running.pop(job.id, None)
+
+    async def _save_final(self, job: Job) -> None:
+        """Record how ``job`` ended as soon as the store can take it: a few tries, each wait twice the last."""
+        delay_s = FINAL_SAVE_FIRST_DELAY_S
+        for attempt in range(1, FINAL_SAVE_ATTEMPTS + 1):
+            try:
+                await self.store.save(job)
+                return
+            except Exception as exc:
+                if attempt == FINAL_SAVE_ATTEMPTS:
+                    log.exception("job %s ended %s, which could not be saved", job.id, job.state.value)
+                    return
+                log.warning("job %s ended %s; saving it failed (%s), trying again", job.id, job.state.value, exc)
+                await asyncio.sleep(delay_s)
+                delay_s *= 2
 
     async def _append(self, job: Job, lines: list[tuple[str, str]]) -> None:
         if lines:
@@ -151,9 +176,18 @@ class Jobs:
             raise ApiError(400, problem)
 
     async def read(self, job: Job, offset: int, max_bytes: int = READ_MAX_BYTES) -> tuple[list[Event], int]:
-        """Events from ``offset`` and the offset to continue from."""
-        found = await self.store.read(job.id, offset, max_bytes)
-        return [event for _, event in found], found[-1][0] if found else offset
+        """Events from ``offset`` (about ``max_bytes``, asked of the store a chunk at a time) and the offset to
+        continue from."""
+        events: list[Event] = []
+        budget = max_bytes
+        while budget > 0:
+            found = await self.store.read(job.id, offset, min(budget, CHUNK_BYTES))
+            if not found:
+                break
+            events += [event for _, event in found]
+            offset = found[-1][0]
+            budget -= sum(event_bytes(event) for _, event in found)
+        return events, offset
 
     async def follow(self, job: Job, offset: int) -> AsyncIterator[tuple[int, Event]]:
         """Events from ``offset`` on, each with the offset right after it (the resume token, the SSE id), live until
@@ -161,7 +195,7 @@ class Jobs:
         while True:
             waiter = self.store.wakeups.waiter(job.id)
             current = await self.store.get(job.id)  # before reading: a job seen finished has all its events stored
-            found = await self.store.read(job.id, offset, READ_MAX_BYTES)
+            found = await self.store.read(job.id, offset, CHUNK_BYTES)  # the next only once these were taken
             for event_offset, event in found:
                 yield event_offset, event
             if found:

@@ -59,10 +59,7 @@ class Metrics:
         share it), so they are counted here, just before the collector runs."""
         jobs = self._state.app.get(JOBS) if self._state is not None else None
         if jobs is not None:
-            counts = dict.fromkeys(RunState, 0)
-            for job in await jobs.newest_first():
-                counts[job.state] += 1
-            self._state.job_counts = counts
+            self._state.job_counts = await jobs.count_by_state()
         return generate_latest(self.registry)
 
     def observe(self, request: web.Request, status: int, duration_s: float) -> None:

@@ -18,6 +18,7 @@ from .bodies import BOOL_WORDS
 from .catalog import APIS, MAX_ID_CHARS, RUN_ID, Api, Arg, ArgType, Kind
 from .catalog.model import MAX_INT_DIGITS
 from .config import Settings
+from .job_table import DEFAULT_LIMIT, MAX_LIMIT
 from .runner import RunState
 
 PLUGIN = "/admin/rest_api/api"
@@ -193,14 +194,16 @@ def _dispatcher_path(settings: Settings) -> dict[str, Any]:
         "The REST API plugin's dispatcher: `api` names the API, the other arguments are that API's "
         f"(see `{PLUGIN}/{{NAME}}`), in the query string, a form or a JSON body (the query string wins). "
         "Gateway options: `stream=true|text` (or `Accept: text/event-stream`) streams output lines; "
-        "`async=true` starts a background job (202, with its URLs; see /api/jobs)."
+        "`async=true` starts a background job (202, with its URLs; see /api/jobs; 507 when the gateway's state "
+        "directory is full: nothing started)."
     )
     api_parameter = {"name": "api", "in": "query", "required": True, "schema": {"type": "string", "enum": names}}
     async_parameter = {
         "name": "async",
         "in": "query",
         "required": False,
-        "description": "true: run as a background job (202, with the job's URLs and a Location header)",
+        "description": "true: run as a background job (202, with the job's URLs and a Location header; 507 when "
+        "the state directory is full)",
         "schema": {"type": "string", "enum": list(BOOL_WORDS)},
     }
     return {
@@ -361,13 +364,28 @@ def _jobs_paths() -> dict[str, Any]:
         "description": "A byte offset into the job's log (0, or a next_offset from an earlier read)",
         "schema": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
     }
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": f"Jobs per page (default {DEFAULT_LIMIT})",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    }
+    before = {
+        "name": "before",
+        "in": "query",
+        "required": False,
+        "description": "Where the previous page ended: an opaque cursor, as in its `next` link",
+        "schema": {"type": "string", "minLength": 1},
+    }
     return {
         "/api/jobs": {
             "get": {
                 "tags": ["jobs"],
                 "operationId": "list_jobs",
-                "summary": "Jobs this token may see, newest first",
-                "responses": _error_responses(_json(_ref("JobList"), "The jobs")),
+                "summary": "Jobs this token may see, newest first, a page at a time (`next` links the next page)",
+                "parameters": [limit, before],
+                "responses": _error_responses(_json(_ref("JobList"), "A page of the jobs")),
             }
         },
         "/api/jobs/{job_id}": {
@@ -507,7 +525,10 @@ def _schemas() -> dict[str, Any]:
         "JobList": {
             "type": "object",
             "required": ["jobs"],
-            "properties": {"jobs": {"type": "array", "items": _ref("Job")}},
+            "properties": {
+                "jobs": {"type": "array", "items": _ref("Job")},
+                "next": {**nullable_text, "description": "The next page's URL; null on the last page"},
+            },
         },
         "JobLog": {
             "type": "object",

@@ -1,13 +1,15 @@
 """``/api/jobs``: background runs started with ``async=true`` — list, status, log replay/follow, cancel.
 
 A job belongs to the token that started it: only that token sees, follows and cancels it — and tokens
-allowed ``*`` (administrators), which see every job.
+allowed ``*`` (administrators), which see every job. The list comes a page at a time, newest first: the
+store picks the page (of the jobs the token sees, so a page is full), and ``next`` links the one after it.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -15,7 +17,8 @@ from ..auth import Principal
 from ..catalog.model import whole_number
 from ..envelope import error_response
 from ..errors import ApiError
-from ..job_table import Job
+from ..job_store.base import Cursor
+from ..job_table import DEFAULT_LIMIT, MAX_LIMIT, Job
 from ..keys import JOBS, MASKER, PRINCIPAL
 from ..middlewares import link
 from ..streaming import ClientGone, EventWriter, Format, stream_format
@@ -47,11 +50,30 @@ async def _visible_job(request: web.Request) -> Job:
     return job
 
 
+def _page_query(request: web.Request) -> tuple[int, Cursor | None]:
+    """``limit`` and ``before`` as given (400 for anything else)."""
+    raw_limit = request.query.get("limit")
+    limit = DEFAULT_LIMIT if raw_limit is None else whole_number(raw_limit, len(str(MAX_LIMIT)))
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, f"'limit' must be a whole number from 1 to {MAX_LIMIT}")
+    raw_before = request.query.get("before")
+    before = None if raw_before is None else Cursor.parse(raw_before)
+    if raw_before is not None and before is None:
+        raise ApiError(400, "'before' must be a cursor from a list's 'next' link")
+    return limit, before
+
+
 @routes.get("/")
 async def list_jobs(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
-    jobs = [_described(request, job) for job in await request.config_dict[JOBS].newest_first() if _sees(principal, job)]
-    return web.json_response({"jobs": jobs})
+    limit, before = _page_query(request)
+    owner = None if principal.sees_everything else principal.name
+    jobs = await request.config_dict[JOBS].page(limit + 1, before, owner)  # one more: is there a next page?
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    query = {"limit": str(limit), "before": Cursor.after(jobs[-1]).token()} if more else None
+    next_url = f"{link(request, '/api/jobs')}?{urlencode(query)}" if query else None
+    return web.json_response({"jobs": [_described(request, job) for job in jobs], "next": next_url})
 
 
 @routes.get("/{job_id}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -24,6 +26,11 @@ Event = dict[str, Any]
 #: Called with a job id when some replica asked to cancel it (the owner's store calls it).
 CancelHandler = Callable[[str], None]
 STOPPED_WHILE_RUNNING = "The gateway stopped while this job was running"
+#: The most a store reads of a job's log at once: a follower holds one chunk, whatever the log's size.
+CHUNK_BYTES = 64 * 1024
+#: What an event costs beyond its text, in the reckoning of a read's ``max_bytes`` (its JSON, about).
+EVENT_OVERHEAD_BYTES = 32
+_CURSOR = re.compile(r"([0-9][0-9.e+-]{0,31})_([0-9A-Za-z]{1,64})")
 
 
 @dataclass
@@ -53,6 +60,39 @@ class Job:
                 body[key] = datetime.fromtimestamp(body[key], UTC).isoformat()
         body["duration_s"] = round((self.finished_at or time.time()) - self.started_at, 3) if self.started_at else None
         return body
+
+
+def event_bytes(event: Event) -> int:
+    """About what ``event`` weighs in a read's ``max_bytes``."""
+    return len(event["text"]) + EVENT_OVERHEAD_BYTES
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """Where a page of the job list ends: jobs sort newest first by ``(created_at, id)``, and the next page holds
+    those before it. Clients get it as an opaque token (``before=``), so its form may change."""
+
+    created_at: float
+    id: str
+
+    @classmethod
+    def after(cls, job: Job) -> Cursor:
+        return cls(job.created_at, job.id)
+
+    def token(self) -> str:
+        return f"{self.created_at!r}_{self.id}"
+
+    @classmethod
+    def parse(cls, token: str) -> Cursor | None:
+        """The cursor a :meth:`token` was made from, or None for anything no page could have given."""
+        match = _CURSOR.fullmatch(token)
+        if match is None:
+            return None
+        try:
+            created_at = float(match[1])
+        except ValueError:
+            return None
+        return cls(created_at, match[2]) if math.isfinite(created_at) and created_at >= 0 else None
 
 
 class Wakeups:
@@ -104,7 +144,13 @@ class JobStore(ABC):
     async def get(self, job_id: str) -> Job | None: ...
 
     @abstractmethod
-    async def newest_first(self) -> list[Job]: ...
+    async def page(self, limit: int, before: Cursor | None = None, owner: str | None = None) -> list[Job]:
+        """At most ``limit`` jobs, newest first, from just before ``before`` (from the newest without); only
+        ``owner``'s when given. The store sorts and cuts: a page costs ``limit`` jobs, not every job."""
+
+    @abstractmethod
+    async def count_by_state(self) -> dict[RunState, int]:
+        """How many jobs are in each state (the metrics' ``gateway_jobs``), every state present."""
 
     @abstractmethod
     async def append(self, job_id: str, events: list[Event]) -> None:
@@ -113,7 +159,8 @@ class JobStore(ABC):
     @abstractmethod
     async def read(self, job_id: str, offset: int, max_bytes: int) -> list[tuple[int, Event]]:
         """Events after ``offset`` (at least one if there is one, about ``max_bytes`` in all), each with the offset
-        right after it."""
+        right after it. Callers ask for at most :data:`CHUNK_BYTES`; the store holds no more than that (and one
+        event, which the line cap bounds) at once."""
 
     @abstractmethod
     async def end_offset(self, job_id: str) -> int:

@@ -21,10 +21,10 @@ import psycopg
 from psycopg import AsyncConnection
 
 from ..aio import cancel_and_wait
-from ..errors import ApiError
+from ..errors import ApiError, StorageFull
 from ..masking import Masker
 from ..runner import RunState
-from .base import FINISHED, CancelHandler, Event, Job, JobStore, Wakeups
+from .base import EVENT_OVERHEAD_BYTES, FINISHED, CancelHandler, Cursor, Event, Job, JobStore, Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,10 @@ CHANNEL = "airflow_rest_gateway"
 SCHEMA_LOCK = 0x6A6F6273
 CONNECTIONS = 4
 CONNECT_TIMEOUT_S = 10
-#: Events fetched per read (then cut to about ``max_bytes``).
+#: Events a read looks at at most (PostgreSQL then cuts them to about ``max_bytes``, before they are sent).
 READ_ROWS = 5000
+#: Said by a 507: PostgreSQL's disk is full (SQLSTATE 53100); the database's place is the operator's to know.
+DATABASE = "the job store's database (PostgreSQL)"
 LEASE_EXPIRED = "The gateway running this job stopped (its lease expired)"
 UNFINISHED = [RunState.QUEUED.value, RunState.RUNNING.value]
 DONE = [state.value for state in FINISHED]
@@ -59,6 +61,8 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.jobs (
     cancel_requested boolean NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS jobs_created_at ON {SCHEMA}.jobs (created_at DESC);
+CREATE INDEX IF NOT EXISTS jobs_page ON {SCHEMA}.jobs (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_owner_page ON {SCHEMA}.jobs (owner, created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS jobs_unfinished ON {SCHEMA}.jobs (replica) WHERE state IN ('queued', 'running');
 CREATE TABLE IF NOT EXISTS {SCHEMA}.job_events (
     job_id text NOT NULL REFERENCES {SCHEMA}.jobs (id) ON DELETE CASCADE,
@@ -100,6 +104,8 @@ class _Connections:
             if conn is None or conn.broken or conn.closed:
                 conn = await self.connect()
             yield conn
+        except psycopg.errors.DiskFull:
+            raise StorageFull(DATABASE) from None
         except psycopg.OperationalError as exc:
             log.warning("job store: %s", self._masker.text(str(exc)))
             conn = await _discard(conn)
@@ -161,11 +167,11 @@ class PostgresStore(JobStore):
         await self._db.close()
 
     async def create(self, job: Job) -> None:
-        self._last_seq[job.id] = 0
         await self._execute(
             f"INSERT INTO {SCHEMA}.jobs ({COLUMNS}, replica) VALUES ({', '.join(['%s'] * 12)})",
             (*_row(job), self.replica),
         )
+        self._last_seq[job.id] = 0  # one of ours once it is stored (a refused insert leaves nothing to poll)
 
     async def save(self, job: Job) -> None:
         if job.finished:
@@ -181,8 +187,24 @@ class PostgresStore(JobStore):
         rows = await self._fetch(f"SELECT {COLUMNS} FROM {SCHEMA}.jobs WHERE id = %s", (job_id,))
         return _job(rows[0]) if rows else None
 
-    async def newest_first(self) -> list[Job]:
-        return [_job(row) for row in await self._fetch(f"SELECT {COLUMNS} FROM {SCHEMA}.jobs ORDER BY created_at DESC")]
+    async def page(self, limit: int, before: Cursor | None = None, owner: str | None = None) -> list[Job]:
+        where, params = ["true"], []
+        if owner is not None:
+            where.append("owner = %s")
+            params.append(owner)
+        if before is not None:
+            where.append("(created_at, id) < (%s, %s)")
+            params += [before.created_at, before.id]
+        rows = await self._fetch(
+            f"SELECT {COLUMNS} FROM {SCHEMA}.jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC"
+            " LIMIT %s",
+            (*params, limit),
+        )
+        return [_job(row) for row in rows]
+
+    async def count_by_state(self) -> dict[RunState, int]:
+        rows = await self._fetch(f"SELECT state, count(*) FROM {SCHEMA}.jobs GROUP BY state")
+        return dict.fromkeys(RunState, 0) | {RunState(state): int(count) for state, count in rows}
 
     async def append(self, job_id: str, events: list[Event]) -> None:
         first = self._last_seq[job_id] + 1
@@ -203,17 +225,15 @@ class PostgresStore(JobStore):
         )
 
     async def read(self, job_id: str, offset: int, max_bytes: int) -> list[tuple[int, Event]]:
+        """Cut to ``max_bytes`` in SQL: the gateway never receives more than a chunk (and the first event)."""
         rows = await self._fetch(
-            f"SELECT seq, stream, text FROM {SCHEMA}.job_events WHERE job_id = %s AND seq > %s ORDER BY seq LIMIT %s",
-            (job_id, offset, READ_ROWS),
+            "SELECT seq, stream, text FROM (SELECT seq, stream, text, sum(octet_length(text) + %s) OVER"
+            f" (ORDER BY seq) - (octet_length(text) + %s) AS before FROM {SCHEMA}.job_events"
+            " WHERE job_id = %s AND seq > %s ORDER BY seq LIMIT %s) AS chunk"
+            " WHERE before = 0 OR before + octet_length(text) + %s <= %s ORDER BY seq",
+            (EVENT_OVERHEAD_BYTES, EVENT_OVERHEAD_BYTES, job_id, offset, READ_ROWS, EVENT_OVERHEAD_BYTES, max_bytes),
         )
-        found, size = [], 0
-        for seq, stream, text in rows:
-            size += len(text) + 32
-            if found and size > max_bytes:
-                break
-            found.append((seq, {"stream": stream, "text": text}))
-        return found
+        return [(seq, {"stream": stream, "text": text}) for seq, stream, text in rows]
 
     async def end_offset(self, job_id: str) -> int:
         rows = await self._fetch(f"SELECT coalesce(max(seq), 0) FROM {SCHEMA}.job_events WHERE job_id = %s", (job_id,))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,3 +60,50 @@ class StoreFactory:
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     url = request.getfixturevalue("postgres_server").create_database() if request.param == "postgresql" else None
     return StoreFactory(tmp_path / "jobs", url)
+
+
+def _half_open(*args: Any, **kwargs: Any) -> Any:
+    """``open`` on a disk that fills up: a write puts down half of what it is given, then fails (ENOSPC)."""
+    handle = open(*args, **kwargs)  # noqa: SIM115 (the caller closes it)
+    if "w" in handle.mode or "a" in handle.mode:
+        write = handle.write
+
+        def half(data: Any) -> int:
+            write(data[: len(data) // 2])
+            handle.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        handle.write = half
+    return handle
+
+
+class FullDisk:
+    """``with full_disk():`` the files store's writes find no space after putting down half of what they were
+    given — its log appends (``appends``) and its metadata writes (the first ``saves`` of them; None: all)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._monkeypatch = monkeypatch
+        #: Metadata writes that failed so far.
+        self.failed_saves = 0
+
+    @contextlib.contextmanager
+    def __call__(self, appends: bool = True, saves: int | None = None) -> Iterator[None]:
+        real_write_text = Path.write_text
+
+        def write_text(path: Path, text: str) -> int:
+            if saves is not None and self.failed_saves >= saves:
+                return real_write_text(path, text)
+            self.failed_saves += 1
+            with _half_open(path, "w") as handle:
+                return handle.write(text)
+
+        with self._monkeypatch.context() as patch:
+            if appends:
+                patch.setattr("gateway.job_store.files.open", _half_open, raising=False)
+            patch.setattr(Path, "write_text", write_text)
+            yield
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> FullDisk:
+    return FullDisk(monkeypatch)

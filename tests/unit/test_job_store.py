@@ -17,17 +17,20 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.job_store import Job, JobStore
+from gateway.errors import StorageFull
+from gateway.job_store import FileStore, Job, JobStore
+from gateway.job_store.base import CHUNK_BYTES, Cursor, event_bytes
 from gateway.runner import RunState
 
 from ..support import PostgresServer, free_port, postgres_bindir
-from .conftest import StoreFactory
+from .conftest import FullDisk, StoreFactory
 
 EVENTS = [{"stream": "stdout", "text": f"line {i}"} for i in range(5)] + [{"stream": "stderr", "text": "é ✓ \\" + '"'}]
 
 
 def new_job(job_id: str, state: RunState = RunState.RUNNING, **fields: Any) -> Job:
-    return Job(id=job_id, api="test", command="airflow x", owner="admin", state=state, created_at=time.time(), **fields)
+    fields = {"owner": "admin", "created_at": time.time()} | fields
+    return Job(id=job_id, api="test", command="airflow x", state=state, **fields)
 
 
 @contextlib.asynccontextmanager
@@ -45,7 +48,7 @@ async def test_jobs_are_kept_listed_newest_first_and_updated(make_store: StoreFa
         second.created_at = first.created_at + 1
         await store.create(first)
         await store.create(second)
-        assert [job.id for job in await store.newest_first()] == [second.id, first.id]
+        assert [job.id for job in await store.page(100)] == [second.id, first.id]
         first.state, first.exit_code, first.finished_at, first.error = RunState.FAILED, 3, time.time(), "exit 3"
         await store.save(first)
         assert await store.get(first.id) == first
@@ -97,7 +100,7 @@ async def test_retention_deletes_old_finished_jobs_and_their_events_only(make_st
             await store.append(job.id, EVENTS[:1])
         await store.prune(50)
         await store.prune(50)  # idempotent
-        assert {job.id for job in await store.newest_first()} == {fresh.id, running.id}
+        assert {job.id for job in await store.page(100)} == {fresh.id, running.id}
         assert await store.get(old.id) is None
 
 
@@ -174,6 +177,22 @@ async def test_the_running_jobs_of_a_replica_that_is_gone_are_lost_not_the_other
         assert (await e.get(alive.id)).state is RunState.RUNNING
 
 
+async def test_a_full_database_is_a_507_and_the_job_is_not_kept(shared: StoreFactory) -> None:
+    async with opened(shared("replica-a")) as store:
+        # PostgreSQL's own "disk full" (SQLSTATE 53100), raised by the server on every new job.
+        async with await psycopg.AsyncConnection.connect(shared.url, autocommit=True) as conn:
+            await conn.execute(
+                "CREATE FUNCTION airflow_rest_gateway.disk_is_full() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$;"
+                " CREATE TRIGGER disk_is_full BEFORE INSERT ON airflow_rest_gateway.jobs"
+                " FOR EACH ROW EXECUTE FUNCTION airflow_rest_gateway.disk_is_full()"
+            )
+        with pytest.raises(StorageFull) as refused:
+            await store.create(new_job("a" * 16, RunState.QUEUED))
+        assert refused.value.status == 507 and "PostgreSQL" in refused.value.message
+        assert await store.page(100) == [] and await store.get("a" * 16) is None  # and the store still answers
+
+
 async def test_an_unreachable_database_is_a_503_and_its_password_is_never_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -189,3 +208,99 @@ async def test_an_unreachable_database_is_a_503_and_its_password_is_never_logged
     assert refused.value.status == 503 and password not in refused.value.message
     assert caplog.records and password not in caplog.text
     await store.close()
+
+
+# Bounds: the list a page at a time, the log a chunk at a time.
+
+
+async def test_the_list_comes_in_pages_newest_first_without_loss_or_repeat(make_store: StoreFactory) -> None:
+    async with opened(make_store()) as store:
+        jobs = [new_job(f"{i:016x}", owner=("ops" if i % 3 == 0 else "admin")) for i in range(11)]
+        for index, job in enumerate(jobs):
+            job.created_at = 1000.0 + index // 2  # pairs created at the same time: the id decides
+            await store.create(job)
+        newest_first = sorted(jobs, key=lambda job: (job.created_at, job.id), reverse=True)
+        for owner in (None, "ops", "admin"):
+            expected = [job.id for job in newest_first if owner is None or job.owner == owner]
+            seen: list[str] = []
+            before = None
+            while page := await store.page(3, before, owner):
+                assert len(page) == 3 or len(seen) + len(page) == len(expected)  # full pages, of owner's only
+                seen += [job.id for job in page]
+                before = Cursor.parse(Cursor.after(page[-1]).token())
+            assert seen == expected
+        assert await store.page(1000, Cursor(0.5, "0")) == []
+
+
+async def test_jobs_are_counted_by_state(make_store: StoreFactory) -> None:
+    async with opened(make_store()) as store:
+        for job in (new_job("a" * 16), new_job("b" * 16), new_job("c" * 16, RunState.FAILED, finished_at=1.0)):
+            await store.create(job)
+        counts = await store.count_by_state()
+        assert set(counts) == set(RunState)
+        assert (counts[RunState.RUNNING], counts[RunState.FAILED], counts[RunState.QUEUED]) == (2, 1, 0)
+
+
+async def test_a_read_holds_one_chunk_whatever_the_log(make_store: StoreFactory) -> None:
+    async with opened(make_store()) as store:
+        job = new_job("a" * 16)
+        await store.create(job)
+        lines = [{"stream": "stdout", "text": f"{i:06d} " + "x" * 1000} for i in range(1500)]  # 1.5 MB
+        for start in range(0, len(lines), 100):
+            await store.append(job.id, lines[start : start + 100])
+        offset, back = 0, []
+        while found := await store.read(job.id, offset, CHUNK_BYTES):
+            assert sum(event_bytes(event) for _, event in found) <= CHUNK_BYTES
+            back += [event for _, event in found]
+            offset = found[-1][0]
+        assert back == lines
+
+
+@pytest.mark.parametrize("name", ["not-a-cursor", "1_", "_abc", "nan_abc", "inf_abc", "-1.0_abc", "1.0_a/b", "1e400_a"])
+def test_a_cursor_is_only_what_a_page_gave(name: str) -> None:
+    assert Cursor.parse(name) is None
+    assert Cursor.parse(Cursor(1718000000.123456, "ab" * 8).token()) == Cursor(1718000000.123456, "ab" * 8)
+
+
+# A full state directory (files): a refusal that leaves nothing behind.
+
+
+def only_files(make_store: StoreFactory) -> FileStore:
+    if make_store.url is not None:
+        pytest.skip("the files store's own writes")
+    store = make_store()
+    assert isinstance(store, FileStore)
+    return store
+
+
+async def test_a_job_whose_creation_cannot_be_written_is_not_kept(
+    make_store: StoreFactory, full_disk: FullDisk
+) -> None:
+    async with opened(only_files(make_store)) as store:
+        with full_disk(), pytest.raises(StorageFull) as refused:
+            await store.create(new_job("a" * 16, RunState.QUEUED))
+        assert refused.value.status == 507 and "state_dir" in refused.value.message
+        assert await store.page(100) == [] and await store.get("a" * 16) is None
+        assert list(make_store.directory.iterdir()) == []  # no log, no metadata, no temporary file
+
+
+async def test_a_save_or_an_append_that_cannot_be_written_leaves_what_was_there(
+    make_store: StoreFactory, full_disk: FullDisk
+) -> None:
+    async with opened(only_files(make_store)) as store:
+        job = new_job("a" * 16)
+        await store.create(job)
+        await store.append(job.id, EVENTS[:2])
+        log_before = (make_store.directory / f"{job.id}.log").read_bytes()
+        meta_before = (make_store.directory / f"{job.id}.json").read_bytes()
+        with full_disk():
+            with pytest.raises(StorageFull):
+                await store.append(job.id, EVENTS[2:])
+            job.state, job.finished_at = RunState.SUCCEEDED, time.time()
+            with pytest.raises(StorageFull):
+                await store.save(job)
+        assert (make_store.directory / f"{job.id}.log").read_bytes() == log_before
+        assert (make_store.directory / f"{job.id}.json").read_bytes() == meta_before
+        assert sorted(path.name for path in make_store.directory.iterdir()) == [f"{job.id}.json", f"{job.id}.log"]
+        await store.append(job.id, EVENTS[2:])  # room again: the log goes on whole
+        assert [event for _, event in await store.read(job.id, 0, 1 << 20)] == EVENTS

@@ -9,17 +9,19 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gateway.errors import ApiError
-from gateway.job_store import FileStore
-from gateway.job_table import Jobs
+from gateway.errors import STATE_DIR, ApiError, StorageFull
+from gateway.job_store import Event, FileStore, Job, JobStore
+from gateway.job_store.base import CHUNK_BYTES, event_bytes
+from gateway.job_table import FINAL_SAVE_ATTEMPTS, Jobs
 from gateway.masking import Masker
 from gateway.runner import Command, RunState
 
 from ..support import PostgresServer
-from .conftest import StoreFactory
+from .conftest import FullDisk, StoreFactory
 from .test_runner_exec import make_runner
 
 
@@ -82,7 +84,7 @@ async def test_failed_timed_out_and_cancelled_jobs(make_store: StoreFactory) -> 
         await wait_for_state(jobs, slow.id, RunState.TIMED_OUT)
         await wait_for_state(jobs, hanging.id, RunState.RUNNING)
         assert (await jobs.cancel(hanging)).state is RunState.CANCELLED
-        assert [j.id for j in await jobs.newest_first()] == [hanging.id, slow.id, failed.id]
+        assert [j.id for j in await jobs.page(100)] == [hanging.id, slow.id, failed.id]
 
 
 async def test_a_restart_keeps_finished_jobs_and_marks_running_ones_lost(make_store: StoreFactory) -> None:
@@ -152,3 +154,110 @@ async def test_a_job_is_cancelled_through_another_replica(postgres_server: Postg
         cancelled = await b.cancel(await b.get(job.id))
         assert cancelled.state is RunState.CANCELLED
         assert (await a.get(job.id)).state is RunState.CANCELLED
+
+
+# A full state directory (files store): refused before anything starts; a running job ends failed, saying why.
+
+
+async def first_line(jobs: Jobs, job: Job) -> asyncio.Task[None]:
+    """Once ``job`` logged a line: its task, which ends once the job's end was saved (or given up on)."""
+    task = jobs._tasks[job.id]
+    async for _ in jobs.follow(job, 0):
+        break
+    return task
+
+
+async def test_a_job_that_cannot_be_recorded_is_refused_and_never_started(
+    make_store: StoreFactory, full_disk: FullDisk
+) -> None:
+    if make_store.url is not None:
+        pytest.skip("the files store's own writes")
+    started: list[Command] = []
+
+    def start(command: Command) -> Any:
+        started.append(command)
+        return make_runner().start(command)
+
+    async with opened(make_store) as jobs:
+        with full_disk(), pytest.raises(StorageFull) as refused:
+            await jobs.submit("test", Command(("lines", "1", "0")), "admin", start)
+        assert refused.value.status == 507 and "state_dir" in refused.value.message
+        assert started == [] and await jobs.page(100) == []  # never listed as queued
+
+
+async def test_a_job_whose_output_cannot_be_saved_ends_failed_and_is_recorded_once_it_can(
+    make_store: StoreFactory, full_disk: FullDisk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if make_store.url is not None:
+        pytest.skip("the files store's own writes")
+    monkeypatch.setattr("gateway.job_table.FINAL_SAVE_FIRST_DELAY_S", 0.0)
+    async with opened(make_store) as jobs:
+        job = await jobs.submit("test", Command(("lines", "100000", "0.001")), "admin", make_runner().start)
+        ended = await first_line(jobs, job)
+        with full_disk(saves=2):  # the final save fails twice, then there is room again
+            await ended
+        assert full_disk.failed_saves == 2
+        events, _ = await jobs.read(job, 0)
+        assert 0 < len(events) < 100000  # stopped at the first line it could not write
+    async with opened(make_store, "replica-b") as after:
+        found = await after.get(job.id)
+        assert found.state is RunState.FAILED and found.finished_at
+        assert found.error == f"Stopped: its output could not be saved ({STATE_DIR} is full)"
+
+
+async def test_the_final_save_is_tried_a_bounded_number_of_times(
+    make_store: StoreFactory, full_disk: FullDisk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if make_store.url is not None:
+        pytest.skip("the files store's own writes")
+    monkeypatch.setattr("gateway.job_table.FINAL_SAVE_FIRST_DELAY_S", 0.0)
+    async with opened(make_store) as jobs:
+        job = await jobs.submit("test", Command(("lines", "100000", "0.001")), "admin", make_runner().start)
+        ended = await first_line(jobs, job)
+        with full_disk():  # never any room
+            await ended
+        assert full_disk.failed_saves == FINAL_SAVE_ATTEMPTS
+        assert (await jobs.get(job.id)).state is RunState.FAILED  # what this gateway answers meanwhile
+
+
+# Followers read a chunk at a time, and only once the last one was taken.
+
+
+class CountedReads:
+    """The store's reads, as asked (``max_bytes``) and as answered (bytes of events)."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.asked: list[int] = []
+        self.answered: list[int] = []
+        self._read = store.read
+
+    async def __call__(self, job_id: str, offset: int, max_bytes: int) -> list[tuple[int, Event]]:
+        found = await self._read(job_id, offset, max_bytes)
+        self.asked.append(max_bytes)
+        self.answered.append(sum(event_bytes(event) for _, event in found))
+        return found
+
+
+async def test_a_slow_follower_of_a_large_log_holds_one_chunk_at_a_time(make_store: StoreFactory) -> None:
+    async with opened(make_store) as jobs:
+        job = Job("a" * 16, "test", "airflow x", "admin", RunState.RUNNING, created_at=1.0)
+        await jobs.store.create(job)
+        lines = [{"stream": "stdout", "text": f"{i} " + "x" * 1000} for i in range(3000)]  # 3 MB
+        for start in range(0, len(lines), 100):
+            await jobs.store.append(job.id, lines[start : start + 100])
+        job.state = RunState.SUCCEEDED
+        await jobs.store.save(job)
+        reads = CountedReads(jobs.store)
+        jobs.store.read = reads  # type: ignore[method-assign]
+        taken: list[Event] = []
+        taken_bytes = 0
+        async for _, event in jobs.follow(job, 0):
+            # A slow client takes one event at a time: no chunk was read ahead of what it took.
+            assert sum(reads.answered[:-1]) <= taken_bytes
+            taken.append(event)
+            taken_bytes += event_bytes(event)
+            await asyncio.sleep(0)
+        assert taken == lines
+        assert max(reads.asked) <= CHUNK_BYTES and max(reads.answered) <= CHUNK_BYTES
+        replayed, _ = await jobs.read(job, 0)  # a replay too asks a chunk at a time
+        assert replayed and max(reads.asked) <= CHUNK_BYTES

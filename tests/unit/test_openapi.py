@@ -15,6 +15,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from gateway.api import FAMILIES, openapi, page
 from gateway.catalog import APIS, ArgType
 from gateway.config import parse_settings
+from gateway.job_table import DEFAULT_LIMIT, MAX_LIMIT
 from gateway.openapi import DATE_PATTERN, ID_PATTERN, RUN_ID_NOT_DATE_PATTERN, document
 from gateway.protocol import answer_protocol_errors_as_json
 
@@ -184,3 +185,12 @@ async def test_both_400s_on_a_plugin_path_are_what_the_document_says(make: Any, 
     refusal = await resp.json()
     assert refusal["status"] == "ERROR"
     validator.validate(refusal)
+
+
+def test_the_job_list_documents_its_pages() -> None:
+    doc = document(parse_settings(settings_dict()))
+    listing = doc["paths"]["/api/jobs"]["get"]
+    parameters = {parameter["name"]: parameter["schema"] for parameter in listing["parameters"]}
+    assert parameters["limit"] == {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}
+    assert parameters["before"]["type"] == "string"
+    assert "next" in doc["components"]["schemas"]["JobList"]["properties"]
