@@ -40,6 +40,20 @@ class Failure:
     message: str
 
 
+#: Airflow's metadata database could not be reached (down, restarting, locked): the call may succeed if tried
+#: again, so it is a 503 with a plain message — never the driver's text, which names the host and port — and
+#: it wins over what the command concluded meanwhile (``variables get`` says "does not exist").
+_DATABASE_UNAVAILABLE = re.compile(
+    r"OperationalError\b.{0,300}?(could not connect to server|connection to server (at|on) .{0,200}? failed|"
+    r"Connection refused|"
+    r"server closed the connection unexpectedly|terminating connection due to administrator command|"
+    r"the database system is (starting up|shutting down|in recovery mode)|SSL SYSCALL error|"
+    r"database is locked|unable to open database file|Can't connect to MySQL server|Lost connection to MySQL)"
+)
+DATABASE_UNAVAILABLE = "Airflow's metadata database cannot be reached right now; try again shortly"
+#: Seconds a client should wait before trying a call again that failed for want of the database.
+DATABASE_RETRY_AFTER_S = 2
+
 # Known Airflow failures, most specific first: (pattern over the output, HTTP status).
 _KNOWN_FAILURES: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"DagRunAlreadyExists|already exists|UNIQUE constraint failed|IntegrityError"), 409),
@@ -64,9 +78,14 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def classify_failure(exit_code: int | None, stdout: str, stderr: str) -> Failure:
-    """Map a failed command to an HTTP status and a one-line message (the traceback's last line)."""
+def classify_failure(exit_code: int | None, stdout: str, stderr: str, runs_task_code: bool = False) -> Failure:
+    """Map a failed command to an HTTP status and a one-line message (the traceback's last line).
+
+    ``runs_task_code``: the output is a task's (whose own database errors are the task's failure, not a sign that
+    Airflow's database is down)."""
     text = f"{stderr}\n{stdout}"
+    if not runs_task_code and _DATABASE_UNAVAILABLE.search(text):
+        return Failure(503, DATABASE_UNAVAILABLE)
     status, message = 500, ""
     for pattern, code in _KNOWN_FAILURES:
         # The last mention: earlier ones may be source lines quoted in the traceback.

@@ -123,6 +123,7 @@ class PostgresServer:
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c max_connections=400 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
+        self._options = options
         self._run("pg_ctl", "-D", str(data), "-l", str(self.directory / "server.log"), "-o", options, "-w", "start")
         self._databases = 0
 
@@ -139,6 +140,15 @@ class PostgresServer:
         name = f"airflow_{self._databases}"
         self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c", f"CREATE DATABASE {name}")
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (a database that went away; :meth:`resume` brings it back)."""
+        self._run("pg_ctl", "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        data = self.directory / "data"
+        log = str(self.directory / "server.log")
+        self._run("pg_ctl", "-D", str(data), "-l", log, "-o", self._options, "-w", "start")
 
     def stop(self) -> None:
         data = self.directory / "data"

@@ -25,7 +25,7 @@ from ..envelope import dumps, http_date, masked, plugin_body, utc_now
 from ..keys import AIRFLOW_WORKER, AUDIT, CALL_TIME, DAEMONS, JOBS, MASKER, PRINCIPAL, RUNNER, SETTINGS, TOKEN_DIGESTS
 from ..masking import MAX_REQUEST_SECRETS, Masker, is_sensitive_key, sensitive_values, token_digest, uri_secrets
 from ..outflow import MaskedOutput
-from ..output import Failure, classify_failure, split_log_lines
+from ..output import DATABASE_RETRY_AFTER_S, Failure, classify_failure, split_log_lines
 from ..runner import Collector, Command, CommandRunner, RunResult, RunState
 from ..streaming import ClientGone, EventWriter, Format, stream_events, stream_format, with_heartbeats
 from ..watch import RunWatch, ask, check_can_run, scheduler_warning
@@ -154,6 +154,8 @@ class Reply:
         return await self.json(self.body(http_status, output, **fields), headers)
 
     async def json(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+        if body["http_response_code"] == 503 and not (headers and "Retry-After" in headers):
+            headers = {**(headers or {}), "Retry-After": str(DATABASE_RETRY_AFTER_S)}  # a 503 says when to retry
         text = await off_loop(self.size, lambda: dumps(masked(body, self.masker)))
         return web.Response(
             status=body["http_response_code"], text=text, content_type="application/json", headers=headers
@@ -173,7 +175,8 @@ class Reply:
         if result.state is RunState.TIMED_OUT:
             outcome = Outcome(failure=Failure(504, "The command ran past runner.timeout_s and was killed"))
         elif result.exit_code != 0:
-            outcome = Outcome(failure=classify_failure(result.exit_code, stdout, result.stderr))
+            failure = classify_failure(result.exit_code, stdout, result.stderr, runs_task_code=not holds_output(api))
+            outcome = Outcome(failure=failure)
         else:
             outcome = api.parse(values, stdout)
         teach(self.masker, outcome)

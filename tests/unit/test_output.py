@@ -40,3 +40,24 @@ def test_known_failures_map_to_4xx_and_the_rest_to_500() -> None:
     failure = classify_failure(1, "", integrity)
     assert failure.http_status == 409 and "UNIQUE constraint failed: dag_run.logical_date" in failure.message
     assert classify_failure(1, "", "").message == "airflow exited with code 1"
+
+
+DB_DOWN = (
+    "Traceback (most recent call last):\n  ...\nsqlalchemy.exc.OperationalError: (psycopg2.OperationalError) "
+    'connection to server at "db.internal" (10.1.2.3), port 5432 failed: Connection refused\n'
+    "(Background on this error at: https://sqlalche.me/e/20/e3q8)\n"
+)
+
+
+def test_a_database_that_cannot_be_reached_is_a_plain_503_whatever_the_command_concluded() -> None:
+    for stderr in (DB_DOWN, DB_DOWN + "Variable x does not exist\n", "sqlite3.OperationalError: database is locked\n"):
+        failure = classify_failure(1, "", stderr)
+        assert failure.http_status == 503
+        assert (
+            "db.internal" not in failure.message and "5432" not in failure.message and "sqlalche" not in failure.message
+        )
+
+
+def test_a_tasks_own_database_error_is_its_failure_not_airflows() -> None:
+    assert classify_failure(1, "", DB_DOWN, runs_task_code=True).http_status == 500
+    assert classify_failure(1, "", "requests.exceptions.ConnectionError: Connection refused\n").http_status == 500
