@@ -34,8 +34,9 @@ setup(
         "swagger-ui-py>=25",
     ],
     extras_require={
-        # What Airflow needs for a PostgreSQL metadata DB: psycopg2 for its sync engine, asyncpg for its async one.
-        "postgres": ["apache-airflow[postgres]>=3.2,<3.4"],
+        # What Airflow needs for a PostgreSQL metadata DB: psycopg2 for its sync engine, asyncpg for its async one;
+        # psycopg (3) for the gateway's own PostgreSQL job store (jobs.store: postgresql://...).
+        "postgres": ["apache-airflow[postgres]>=3.2,<3.4", "psycopg>=3.1"],
         "test": [
             "pytest>=8",
             "pytest-aiohttp>=1.1",

@@ -14,6 +14,7 @@ from .app import create_app
 from .audit import AccessLogger
 from .config import ConfigError, Settings, load_settings
 from .errors import ApiError
+from .job_store import MissingExtra, check_extras
 from .masking import Masker, token_digest
 from .protocol import answer_protocol_errors_as_json
 from .runner import contain
@@ -68,6 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"airflow-rest-gateway: invalid config: {exc}", file=sys.stderr)
         sys.exit(2)
+    try:
+        check_extras(settings)
+    except MissingExtra as exc:
+        print(f"airflow-rest-gateway: cannot start: {exc}", file=sys.stderr)
+        sys.exit(1)
     secrets_anywhere = Masker(token_digests=frozenset(t.sha256 for t in settings.tokens))
     secrets_anywhere.add_uri(settings.job_store_url)
     logs.configure(settings.log.format, secrets_anywhere)

@@ -100,6 +100,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         owner=app[OWNER],
         startup_timeout_s=settings.runner.startup_timeout_s,
         threads=settings.experimental.threads,
+        max_reply_bytes=settings.experimental.max_reply_bytes,
     )
     app[AIRFLOW_WORKER] = worker
     if settings.experimental.warm_at_start:

@@ -214,6 +214,8 @@ class ExperimentalSettings(_Model):
     warm_at_start: bool = True
     #: Threads of the Airflow worker: how many of its operations (experimental API, plugin reads) run at once.
     threads: int = Field(8, ge=1, le=64)
+    #: The largest answer the worker sends back (a larger one is answered 413, naming this limit).
+    max_reply_bytes: int = Field(64 << 20, ge=1024, le=1 << 30)
 
 
 class MetricsSettings(_Model):

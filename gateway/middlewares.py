@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import re
@@ -27,6 +28,7 @@ from .errors import ApiError
 from .families import family_of, is_audited, is_public
 from .keys import AUDIT, CALL_TIME, FORWARDED_PREFIX, MASKER, PRINCIPAL, SETTINGS
 from .masking import CURRENT, SENSITIVE_KEY, Masker, token_digest
+from .metrics import CLIENT_CLOSED
 
 log = logging.getLogger(__name__)
 #: What an ``X-Forwarded-Prefix`` may be: path segments of plain characters (it lands in links and the page).
@@ -81,6 +83,9 @@ def audit_middleware(audit: AuditLog) -> Callable[[web.Request, Handler], Any]:
             response = await handler(request)
             status = response.status
             return response
+        except asyncio.CancelledError:  # the client hung up: recorded as /metrics counts it
+            status = CLIENT_CLOSED
+            raise
         finally:
             record.status = status
             record.duration_s = round(time.monotonic() - started, 4)

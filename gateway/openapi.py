@@ -544,7 +544,22 @@ def _schemas() -> dict[str, Any]:
         "Health": {
             "type": "object",
             "required": ["status", "version", "runner"],
-            "properties": {"status": {"const": "ok"}, "version": text, "runner": {"type": "object"}},
+            "properties": {
+                "status": {
+                    "enum": ["ok", "degraded"],
+                    "description": "degraded: the Airflow worker is down (reads run the CLI, experimental calls 503)",
+                },
+                "version": text,
+                "runner": {"type": "object"},
+                "worker": {
+                    "type": "object",
+                    "properties": {
+                        "ready": {"type": "boolean"},
+                        "restarts": {"type": "integer"},
+                        "last_error": {"type": ["string", "null"]},
+                    },
+                },
+            },
         },
         "TriggerRequest": {
             "type": "object",

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..families import public, unaudited
-from ..keys import JOBS, RUNNER, SERVICES
+from ..keys import AIRFLOW_WORKER, JOBS, RUNNER, SERVICES
 
 routes = web.RouteTableDef()
 
@@ -17,9 +17,11 @@ routes = web.RouteTableDef()
 async def health(request: web.Request) -> web.Response:
     runner = request.config_dict[RUNNER]
     admission = runner.admission
+    worker = request.config_dict[AIRFLOW_WORKER]
     return web.json_response(
         {
-            "status": "ok",
+            # Degraded, not down: with the worker gone, reads take the CLI and only the experimental API refuses.
+            "status": "degraded" if worker.down else "ok",
             "version": __version__,
             "runner": {
                 "mode": runner.mode,
@@ -31,6 +33,7 @@ async def health(request: web.Request) -> web.Response:
                 "max_concurrency": admission.max_concurrency,
                 "max_queue": admission.max_queue,
             },
+            "worker": worker.state(),
             "services": request.config_dict[SERVICES].public(),
             # Which kind only: the PostgreSQL URL is a secret.
             "jobs": {"store": request.config_dict[JOBS].store.kind},

@@ -6,7 +6,27 @@ from ..config import Settings
 from .base import FINISHED, Event, Job, JobStore
 from .files import FileStore
 
-__all__ = ["FINISHED", "Event", "FileStore", "Job", "JobStore", "make_store"]
+__all__ = ["FINISHED", "Event", "FileStore", "Job", "JobStore", "MissingExtra", "check_extras", "make_store"]
+
+
+class MissingExtra(Exception):
+    """A configured feature whose optional dependency is not installed: the gateway cannot start."""
+
+
+def check_extras(settings: Settings) -> None:
+    """Import what the configured store needs now, before anything starts: a missing one is one line, at once.
+
+    (Found later, inside the app's start-up, it failed among helpers already warming up.)
+    """
+    if settings.job_store_url is None:
+        return
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtra(
+            f"jobs.store is PostgreSQL but psycopg cannot be imported ({exc}); "
+            "install it with: pip install 'airflow-rest-gateway[postgres]'"
+        ) from None
 
 
 def make_store(settings: Settings, replica: str) -> JobStore:

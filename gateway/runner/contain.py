@@ -115,6 +115,14 @@ def reap_all() -> None:
             continue
 
 
+def leads_own_group(pid: int) -> bool:
+    """Whether ``pid`` leads its process group: only then is "its group" its own and not its parent's."""
+    try:
+        return os.getpgid(pid) == pid
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
 def signal_groups(pids: Iterable[int], signum: int) -> None:
     """``signum`` to the process group of each pid (descendants that ``setsid``'d lead groups of their own)."""
     groups = set()

@@ -108,7 +108,12 @@ class GroupRun:
         The leader is a child subreaper (:mod:`.contain`), so its tree holds everything the command started,
         including daemons that ``setsid``'d and double-forked.
         """
-        contain.signal_groups([self._pgid, *contain.descendants(self._pgid)], signal.SIGTERM)
+        if contain.leads_own_group(self._pgid):
+            contain.signal_groups([self._pgid, *contain.descendants(self._pgid)], signal.SIGTERM)
+        else:
+            # Not leading a group (yet): the group it is in is its parent's, the fork server's. Only it is ours.
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(self._pgid, signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(self._exit), self._grace_s)
         except TimeoutError:

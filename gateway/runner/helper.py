@@ -54,19 +54,22 @@ class HelperProcess:
 
     async def start(self) -> dict[str, Any]:
         """Spawn it and wait for its ready line (its JSON is returned); :class:`RunnerUnavailable` if none comes."""
-        self._proc = await asyncio.create_subprocess_exec(
-            self.python,
-            "-m",
-            self.module,
-            *self.args,
-            "--parent-pid",
-            str(os.getpid()),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            pass_fds=self.pass_fds,
-            env=self.env,
-        )
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                self.python,
+                "-m",
+                self.module,
+                *self.args,
+                "--parent-pid",
+                str(os.getpid()),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=self.pass_fds,
+                env=self.env,
+            )
+        except OSError as exc:  # no such interpreter, out of processes: a refusal, not a crash
+            raise RunnerUnavailable(f"{self.module} could not be started ({exc.strerror or exc})") from None
         assert self._proc.stdout is not None
         try:
             line = await asyncio.wait_for(self._proc.stdout.readline(), self.startup_timeout_s)

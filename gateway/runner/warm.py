@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from ..aio import cancel_and_wait
 from . import contain
@@ -34,6 +35,8 @@ from .helper import HelperProcess
 
 log = logging.getLogger(__name__)
 RECEIVE_BYTES = 4096
+#: How long a cancelled fork still waits for the zygote's pid, to kill the child nobody will follow.
+ORPHAN_REPLY_S = 5.0
 
 
 class WarmRun(GroupRun):
@@ -252,7 +255,7 @@ class WarmRunner:
             finally:
                 for fd in (*(w for _, w in ends), request):
                     os.close(fd)
-            reply = json.loads(await loop.sock_recv(conn, RECEIVE_BYTES) or b"{}")
+            reply = await _pid_reply(conn)
             if "pid" not in reply:
                 raise RunnerUnavailable(f"the warm runner refused the command: {reply.get('error', 'no answer')}")
             pipes = []
@@ -273,6 +276,20 @@ class WarmRunner:
             for fd in read_ends:
                 os.close(fd)
         return WarmRun(conn, reply["pid"], tuple(pipes), timeout_s, self.kill_grace_s)
+
+
+async def _pid_reply(conn: socket.socket) -> dict[str, Any]:
+    """The zygote's first answer. A caller cancelled while the zygote forks still gets it, and kills the child:
+    it was forked for nobody, and would otherwise run its command to the end unwatched."""
+    receiving = asyncio.ensure_future(asyncio.get_running_loop().sock_recv(conn, RECEIVE_BYTES))
+    try:
+        return json.loads(await asyncio.shield(receiving) or b"{}")
+    except asyncio.CancelledError:
+        with suppress(OSError, ValueError, TimeoutError):
+            orphan = json.loads(await asyncio.wait_for(receiving, ORPHAN_REPLY_S) or b"{}").get("pid")
+            if isinstance(orphan, int):
+                contain.kill_tree(orphan, include_root=True)
+        raise
 
 
 def _request_fd(command: Command) -> int:

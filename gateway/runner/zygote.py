@@ -10,7 +10,7 @@ each way:
 
     gateway → zygote   b"run"  + fds [stdout, stderr, request] (SCM_RIGHTS); the request fd is a memfd
                        holding {"argv": [...], "helper": bool, "env": {...}} (any size: no datagram limit)
-    zygote  → gateway  {"pid": N}   as soon as the child exists
+    zygote  → gateway  {"pid": N}   as soon as the child leads a process group of its own (after its setsid)
     zygote  → gateway  {"exit": CODE}   when the child has exited (the code from waitpid, never guessed)
 
 SIGUSR1 retires the zygote: it stops accepting and exits once its last child has been reported.
@@ -252,15 +252,19 @@ class Zygote:
             return
         sys.stdout.flush()
         sys.stderr.flush()
+        led_r, led_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
-            self._become_child(conn, fds, request)
+            os.close(led_r)
+            self._become_child(conn, fds, request, led_w)
+        os.close(led_w)
         for fd in fds:
             os.close(fd)
         self.children[pid] = conn
+        _await_own_group(led_r)
         _send(conn, {"pid": pid})
 
-    def _become_child(self, conn: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
+    def _become_child(self, conn: socket.socket, fds: list[int], request: dict[str, Any], led_w: int) -> None:
         code = 1
         try:
             os.setsid()
@@ -268,6 +272,8 @@ class Zygote:
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, contain.PARENT_DIED):
                 signal.signal(signum, signal.SIG_DFL)
+            # "I lead a group of my own, and SIGTERM ends me": the zygote may now give out my pid.
+            os.close(led_w)
             self.selector.close()
             if self.listener is not None:
                 self.listener.close()
@@ -292,6 +298,18 @@ class Zygote:
             with contextlib.suppress(BaseException):
                 contain.reap_all()
             os._exit(code)
+
+
+def _await_own_group(led_r: int) -> None:
+    """Block until the child has ``setsid``'d (or died): it closes its end of the pipe right after.
+
+    Until then the child is in the zygote's own process group, so a gateway signalling "the run's group"
+    would signal the zygote and every other command. The pid is only reported once that cannot happen.
+    """
+    try:
+        os.read(led_r, 1)  # b"" when the child closes its end (PEP 475: retried across signals)
+    finally:
+        os.close(led_r)
 
 
 def _read_request(fd: int) -> dict[str, Any]:

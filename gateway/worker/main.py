@@ -6,6 +6,9 @@ where fd N is one end of a socketpair. One JSON object a line each way:
     gateway → worker   {"id": 7, "op": "pools", "args": {}}
     worker  → gateway  {"id": 7, "status": 200, "body": [...]}
 
+A reply longer than ``--max-reply-bytes`` is never sent: a 413 reply naming the limit goes instead, so the
+gateway's line reader (sized for that limit) always reads whole lines.
+
 Operations run concurrently on a pool of ``--threads`` threads, each in its own DB session and
 transaction (Airflow's scoped session is per thread), so reads never wait behind each other or behind
 a write; replies go out as they finish, matched by id. It prints one ready line on stdout (see
@@ -29,7 +32,7 @@ from typing import Any, BinaryIO
 from ..runner import contain
 
 
-def _answer(request: dict[str, Any], writer: BinaryIO, lock: threading.Lock) -> None:
+def _answer(request: dict[str, Any], writer: BinaryIO, lock: threading.Lock, max_reply_bytes: int) -> None:
     from . import operations
 
     try:
@@ -37,16 +40,32 @@ def _answer(request: dict[str, Any], writer: BinaryIO, lock: threading.Lock) -> 
     except Exception as exc:
         traceback.print_exc()
         status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
-    line = json.dumps({"id": request["id"], "status": status, "body": body}, default=str).encode() + b"\n"
+    line = _reply(request["id"], status, body)
+    if len(line) > max_reply_bytes:
+        # The gateway reads lines up to its limit: a longer one is refused here, as an answer of its own.
+        line = _reply(request["id"], 413, {"error": too_large(max_reply_bytes)})
     with lock:  # one whole line at a time
         writer.write(line)
         writer.flush()
+
+
+def too_large(max_reply_bytes: int) -> str:
+    """The 413's text: it names the limit and the setting that raises it."""
+    return (
+        f"The answer is larger than the Airflow worker's limit of {max_reply_bytes} bytes "
+        "(experimental.max_reply_bytes)"
+    )
+
+
+def _reply(request_id: Any, status: int, body: Any) -> bytes:
+    return json.dumps({"id": request_id, "status": status, "body": body}, default=str).encode() + b"\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="gateway.worker.main")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--max-reply-bytes", type=int, default=64 << 20)
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args()
     contain.die_with_parent(signal.SIGKILL, args.parent_pid)  # it starts nothing, so it can simply die
@@ -70,7 +89,7 @@ def main() -> None:
     lock = threading.Lock()
     with ThreadPoolExecutor(max_workers=args.threads, thread_name_prefix="op") as pool:
         for line in reader:
-            pool.submit(_answer, json.loads(line), writer, lock)
+            pool.submit(_answer, json.loads(line), writer, lock, args.max_reply_bytes)
 
 
 if __name__ == "__main__":

@@ -152,3 +152,26 @@ def test_the_gateway_process_is_not_dumpable() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "0"
+
+
+def test_a_configured_store_whose_driver_is_missing_stops_the_start_with_the_extra_to_install(tmp_path: Path) -> None:
+    """psycopg made unimportable by a shim directory first on PYTHONPATH, for a real ``python -m gateway``."""
+    import yaml
+
+    shim = tmp_path / "shim" / "psycopg"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('No module named psycopg (a test shim)')\n")
+    config = settings_dict(tmp_path / "home", jobs={"store": "postgresql://gw:pw@127.0.0.1:1/jobs"})
+    config["server"] = {"host": "127.0.0.1", "port": 0}
+    (tmp_path / "gateway.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim.parent), str(Path(__file__).parents[2])])}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(tmp_path / "gateway.yaml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a bound on a hang, not a timing assertion
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    assert "pip install 'airflow-rest-gateway[postgres]'" in line and "pw" not in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -14,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import create_app
 from gateway.config import parse_settings
 from gateway.keys import RUNNER
-from gateway.runner import WarmRunner
+from gateway.runner import Command, WarmRunner
 
 from ..support import AUTH, settings_dict
 
@@ -107,3 +108,44 @@ async def test_a_changed_airflow_cfg_brings_a_fresh_fork_server(
             break
         await asyncio.sleep(0.1)
     assert first not in backend(client).pids
+
+
+#: Moments (seconds after the call starts) at which a client hangs up; 0 is "the moment the child's pid is known".
+HANG_UP_AFTER_S = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+
+
+async def hang_up_after(runner: Any, delay_s: float) -> None:
+    """A call whose client hangs up ``delay_s`` into it (at 0: as soon as its child was forked)."""
+
+    async def call() -> None:
+        async with runner.start(Command(("version",))):
+            if delay_s == 0:
+                raise asyncio.CancelledError
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(call())
+    if delay_s:
+        await asyncio.sleep(delay_s)
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_a_client_hanging_up_as_its_command_starts_kills_only_that_command(
+    aiohttp_client: Any, airflow_home: Path
+) -> None:
+    """The child's setsid comes after the fork: signalling "its group" before it means the fork server's group."""
+    client = await own_warm_client(aiohttp_client, airflow_home, max_concurrency=4)
+    await wait_ready(client)
+    runner = client.app[RUNNER]
+    [zygote_pid] = backend(client).pids
+    other = asyncio.create_task(
+        client.get(PLUGIN, params={"api": "test", "dag_id": "gw_probe", "task_id": "slow"}, headers=AUTH)
+    )
+    for _ in range(3):
+        for delay_s in HANG_UP_AFTER_S:
+            await hang_up_after(runner, delay_s)
+    resp = await other
+    assert resp.status == 200, await resp.text()
+    assert "tick 3" in (await resp.json())["output"]["stdout"]
+    assert (runner.restarts, backend(client).pids) == (0, [zygote_pid])

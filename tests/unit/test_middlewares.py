@@ -12,8 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from gateway.audit import AccessLogger
+from gateway.audit import AccessLogger, AuditLog
 from gateway.keys import RUNNER
+from gateway.middlewares import audit_middleware
 
 from ..support import AUTH, HEADER, TOKEN
 
@@ -135,3 +136,32 @@ async def test_an_unknown_expectation_is_a_json_417_and_100_continue_still_works
         if status == b"417":
             assert b"application/json" in head
         writer.close()
+
+
+async def test_a_client_that_hangs_up_is_audited_as_499_as_metrics_count_it(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    audit_file = tmp_path / "audit.jsonl"
+    audit = AuditLog(str(audit_file))
+    app = web.Application(middlewares=[audit_middleware(audit)])
+    started = asyncio.Event()
+
+    async def forever(request: web.Request) -> web.Response:
+        started.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    app.router.add_get("/slow", forever)
+    client = await aiohttp_client(app, server_kwargs={"handler_cancellation": True})
+    _, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    await started.wait()
+    writer.close()
+    for _ in range(500):
+        if audit_file.exists() and audit_file.read_text():
+            break
+        await asyncio.sleep(0.01)
+    [record] = [json.loads(line) for line in audit_file.read_text().splitlines()]
+    assert record["status"] == 499
+    audit.close()
