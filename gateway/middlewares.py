@@ -31,6 +31,8 @@ from .masking import CURRENT, SENSITIVE_KEY, Masker, token_digest
 from .metrics import CLIENT_CLOSED
 
 log = logging.getLogger(__name__)
+#: A 503 that did not say when to retry (a database that did not answer) says this.
+RETRY_AFTER_S = 2
 #: What an ``X-Forwarded-Prefix`` may be: path segments of plain characters (it lands in links and the page).
 _PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 
@@ -133,7 +135,10 @@ def errors_middleware() -> Callable[[web.Request, Handler], Any]:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[CALL_TIME] = utc_now()
         try:
-            return await handler(request)
+            response = await handler(request)
+            if response.status == 503 and "Retry-After" not in response.headers and not response.prepared:
+                response.headers["Retry-After"] = str(RETRY_AFTER_S)  # every 503 says when to try again
+            return response
         except ApiError as exc:
             return family_error(request, exc.status, exc.message, exc.headers)
         except web.HTTPException as exc:

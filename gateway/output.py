@@ -38,6 +38,8 @@ def parse_json(text: str) -> Any | None:
 class Failure:
     http_status: int
     message: str
+    #: The command's output says nothing the client may see (a driver's traceback naming the database's host).
+    hide_output: bool = False
 
 
 #: Airflow's metadata database could not be reached (down, restarting, locked): the call may succeed if tried
@@ -51,8 +53,6 @@ _DATABASE_UNAVAILABLE = re.compile(
     r"database is locked|unable to open database file|Can't connect to MySQL server|Lost connection to MySQL)"
 )
 DATABASE_UNAVAILABLE = "Airflow's metadata database cannot be reached right now; try again shortly"
-#: Seconds a client should wait before trying a call again that failed for want of the database.
-DATABASE_RETRY_AFTER_S = 2
 
 # Known Airflow failures, most specific first: (pattern over the output, HTTP status).
 _KNOWN_FAILURES: tuple[tuple[re.Pattern[str], int], ...] = (
@@ -85,7 +85,7 @@ def classify_failure(exit_code: int | None, stdout: str, stderr: str, runs_task_
     Airflow's database is down)."""
     text = f"{stderr}\n{stdout}"
     if not runs_task_code and _DATABASE_UNAVAILABLE.search(text):
-        return Failure(503, DATABASE_UNAVAILABLE)
+        return Failure(503, DATABASE_UNAVAILABLE, hide_output=True)
     status, message = 500, ""
     for pattern, code in _KNOWN_FAILURES:
         # The last mention: earlier ones may be source lines quoted in the traceback.

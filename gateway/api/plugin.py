@@ -25,7 +25,7 @@ from ..envelope import dumps, http_date, masked, plugin_body, utc_now
 from ..keys import AIRFLOW_WORKER, AUDIT, CALL_TIME, DAEMONS, JOBS, MASKER, PRINCIPAL, RUNNER, SETTINGS, TOKEN_DIGESTS
 from ..masking import MAX_REQUEST_SECRETS, Masker, is_sensitive_key, sensitive_values, token_digest, uri_secrets
 from ..outflow import MaskedOutput
-from ..output import DATABASE_RETRY_AFTER_S, Failure, classify_failure, split_log_lines
+from ..output import DATABASE_UNAVAILABLE, Failure, classify_failure, split_log_lines
 from ..runner import Collector, Command, CommandRunner, RunResult, RunState
 from ..streaming import ClientGone, EventWriter, Format, stream_events, stream_format, with_heartbeats
 from ..watch import RunWatch, ask, check_can_run, scheduler_warning
@@ -154,8 +154,6 @@ class Reply:
         return await self.json(self.body(http_status, output, **fields), headers)
 
     async def json(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
-        if body["http_response_code"] == 503 and not (headers and "Retry-After" in headers):
-            headers = {**(headers or {}), "Retry-After": str(DATABASE_RETRY_AFTER_S)}  # a 503 says when to retry
         text = await off_loop(self.size, lambda: dumps(masked(body, self.masker)))
         return web.Response(
             status=body["http_response_code"], text=text, content_type="application/json", headers=headers
@@ -177,6 +175,8 @@ class Reply:
         elif result.exit_code != 0:
             failure = classify_failure(result.exit_code, stdout, result.stderr, runs_task_code=not holds_output(api))
             outcome = Outcome(failure=failure)
+            if failure.hide_output:
+                output = {"stdout": "", "stderr": failure.message}
         else:
             outcome = api.parse(values, stdout)
         teach(self.masker, outcome)
@@ -286,12 +286,21 @@ async def _call(
         async with _hang_up_counted(runner):  # a fast read kills no process when its client hangs up
             result = await runner.run(command)
     body = await reply.result(api, values, command, result)
+    if body["http_response_code"] == 404 and not await worker.database_answers():  # "not found", or no database?
+        body = _without_database(body)
     if body["http_response_code"] == 200 and isinstance(body.get("data"), dict):
         if waiting:
             return await follow_run(request, reply, values, body["data"]["run_id"], fmt, body)
         if api.needs_scheduler and (warning := await scheduler_warning(worker, body["data"].get("state"))):
             body["warning"] = f"{body['warning']}; {warning}" if body.get("warning") else warning
     return await reply.json(body)
+
+
+def _without_database(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as the 503 it is when the database did not answer: what the command concluded is not said."""
+    body = {key: value for key, value in body.items() if key not in ("data", "warning")}
+    output = {"stdout": "", "stderr": DATABASE_UNAVAILABLE}
+    return {**body, "http_response_code": 503, "status": "ERROR", "error": DATABASE_UNAVAILABLE, "output": output}
 
 
 def _wait_timeout_s(settings: Settings, values: Values) -> float:
@@ -415,8 +424,10 @@ async def stream_command(
     else:
         body = await reply.result(api, values, command, kept.result(run))  # learns what the output holds
         body.pop("output", None)  # streamed
-    for stream, text in await off_loop(reply.size, output.finish):
-        await writer.event("output", {"stream": stream, "text": text}, premasked=True)
+    released = await off_loop(reply.size, output.finish)
+    if body.get("error") != DATABASE_UNAVAILABLE:  # the driver's traceback (naming the host) is not shown
+        for stream, text in released:
+            await writer.event("output", {"stream": stream, "text": text}, premasked=True)
     await writer.event("result", body)
     await writer.response.write_eof()
     return writer.response

@@ -2,7 +2,9 @@
 experimental API's Airflow worker (after CPython's ``multiprocessing.forkserver``).
 
 Both are ``python -m MODULE ... --parent-pid PID`` in Airflow's environment, in a session of their own.
-Each prints one JSON line with ``"ready": true`` on stdout once it has warmed up, dies with the gateway
+Each prints one JSON line with ``"ready": true`` on stdout once it has warmed up; what it writes to stderr
+(warnings, a traceback that may quote a request's values) becomes the gateway's log records, masked and
+escaped like any other (``gateway.helper.<module>``), never raw lines in the gateway's log; dies with the gateway
 (``PR_SET_PDEATHSIG``, see :mod:`.contain`), and is stopped with SIGTERM, then SIGKILL. Who restarts
 them, and when, is their owner's policy; how they start, come up and go away is this class.
 """
@@ -10,15 +12,21 @@ them, and when, is their owner's policy; how they start, come up and go away is 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import logging
 import os
 import signal
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
+from ..aio import cancel_and_wait
 from .base import RunnerUnavailable
 from .group import signal_group
+
+#: Longest stderr line of a helper logged as one record (the rest is cut).
+MAX_LOGGED_LINE = 8192
 
 
 class HelperProcess:
@@ -39,6 +47,7 @@ class HelperProcess:
         self.startup_timeout_s = startup_timeout_s
         self.pass_fds = tuple(pass_fds)
         self._proc: asyncio.subprocess.Process | None = None
+        self._relay: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -64,13 +73,16 @@ class HelperProcess:
                 str(os.getpid()),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 pass_fds=self.pass_fds,
                 env=self.env,
             )
         except OSError as exc:  # no such interpreter, out of processes: a refusal, not a crash
             raise RunnerUnavailable(f"{self.module} could not be started ({exc.strerror or exc})") from None
-        assert self._proc.stdout is not None
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        # In a context of its own: not the request's (whose masker would otherwise outlive it) that started it.
+        self._relay = asyncio.create_task(self._log_stderr(self._proc.stderr), context=contextvars.Context())
         try:
             line = await asyncio.wait_for(self._proc.stdout.readline(), self.startup_timeout_s)
             hello = json.loads(line) if line.startswith(b"{") else {}
@@ -80,6 +92,18 @@ class HelperProcess:
             await self.stop()
             raise RunnerUnavailable(f"{self.module} did not start (exit code {self.returncode})")
         return hello
+
+    async def _log_stderr(self, stderr: asyncio.StreamReader) -> None:
+        log = logging.getLogger(f"gateway.helper.{self.module.rsplit('.', 1)[-1]}")
+        pending = b""
+        while chunk := await stderr.read(65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                log.warning("%s", line[:MAX_LOGGED_LINE].decode("utf-8", "replace"))
+            pending = pending[-MAX_LOGGED_LINE:]
+        if pending:
+            log.warning("%s", pending.decode("utf-8", "replace"))
 
     def signal(self, signum: int) -> None:
         if self._proc is not None:
@@ -102,3 +126,8 @@ class HelperProcess:
             except TimeoutError:
                 signal_group(proc.pid, signal.SIGKILL)
         await proc.wait()
+        if self._relay is not None:
+            with suppress(TimeoutError):  # its last lines; a grandchild may still hold the pipe open
+                await asyncio.wait_for(asyncio.shield(self._relay), 1.0)
+            await cancel_and_wait(self._relay)
+            self._relay = None

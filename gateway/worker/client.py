@@ -208,6 +208,15 @@ class AirflowWorker:
         link = await self._connected()
         return await link.call(next(self._ids), op, args)
 
+    async def database_answers(self) -> bool:
+        """Whether Airflow's metadata database answers now: a CLI that found nothing may have found no database
+        (``variables get`` says "does not exist" then). True when the worker cannot tell (it is down)."""
+        try:
+            status, _ = await self.call("ping")
+        except RunnerUnavailable:
+            return True
+        return status != 503
+
     async def read(self, command: Command, max_output_bytes: int) -> RunResult | None:
         """A read-only CLI command answered in-process (:mod:`gateway.worker.reads`), as if it had run; None when
         the worker does not answer it exactly (or is down, or it printed more than the CLI's cap): run the CLI.

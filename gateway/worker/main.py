@@ -38,8 +38,8 @@ def _answer(request: dict[str, Any], writer: BinaryIO, lock: threading.Lock, max
     try:
         status, body = operations.run(request["op"], request.get("args", {}))
     except Exception as exc:
-        traceback.print_exc()
-        status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        traceback.print_exc()  # to the gateway's log, as records (gateway.runner.helper)
+        status, body = 500, {"error": f"Internal error in the Airflow worker ({type(exc).__name__}); see the log"}
     line = _reply(request["id"], status, body)
     if len(line) > max_reply_bytes:
         # The gateway reads lines up to its limit: a longer one is refused here, as an answer of its own.

@@ -10,17 +10,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from airflow.models import DagModel, DagRun, Pool, TaskInstance
 from airflow.utils.session import create_session
-from sqlalchemy import func, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
+from ..output import DATABASE_UNAVAILABLE
 from . import reads
 from . import runs as run_ops
 
@@ -319,7 +322,14 @@ def info(session: Session) -> Result:
     return 200, {"version": __version__}
 
 
+def ping(session: Session) -> Result:
+    """Whether the metadata database answers (asked before the gateway claims that something does not exist)."""
+    session.execute(text("SELECT 1"))
+    return 200, {"database": "ok"}
+
+
 OPERATIONS: dict[str, Callable[..., Result]] = {
+    "ping": ping,
     **run_ops.OPERATIONS,
     **reads.OPERATIONS,
     "trigger": trigger,
@@ -354,8 +364,35 @@ def _on_sqlite() -> bool:
     return settings.engine is not None and settings.engine.dialect.name == "sqlite"
 
 
+#: A read that meets a dropped connection is tried once more after this pause (a database restarting, a pooled
+#: connection cut): a write is never repeated, it may have been committed.
+READ_RETRY_DELAY_S = 0.3
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (not: the query was wrong)."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError)
+
+
 def run(op: str, args: dict[str, Any]) -> Result:
-    """One operation in its own transaction: committed when it succeeds, rolled back when it fails."""
+    """One operation in its own transaction: committed when it succeeds, rolled back when it fails. A database
+    that cannot be reached is a 503 with a plain message (the driver's names the host and port)."""
+    for attempt in (1, 2):
+        try:
+            return _run_once(op, args)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            if attempt == 1 and op not in WRITES:
+                time.sleep(READ_RETRY_DELAY_S)
+                continue
+            return 503, {"error": DATABASE_UNAVAILABLE}
+    raise AssertionError("unreachable")
+
+
+def _run_once(op: str, args: dict[str, Any]) -> Result:
     from airflow import settings
 
     one_writer = _sqlite_writer if op in WRITES and _on_sqlite() else contextlib.nullcontext()

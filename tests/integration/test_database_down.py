@@ -76,3 +76,32 @@ async def test_reads_and_writes_are_503_while_the_database_is_down_then_succeed(
     assert status == 200 and body["data"] == "kept"
     status, _, _ = await call(client, api="variables", get=f"{key}_2")
     assert status == 404  # the write refused while the database was down wrote nothing
+
+
+async def test_the_worker_answers_503_while_the_database_is_down_then_recovers(
+    aiohttp_client: Any, database: tuple[PostgresServer, Path]
+) -> None:
+    """Fast reads and the experimental API (the persistent worker): its pooled connections die with the server."""
+    server, home = database
+    settings = parse_settings(settings_dict(home, runner={"mode": "exec"}, experimental={"warm_at_start": True}))
+    client = await aiohttp_client(create_app(settings))
+    key = f"gw_down_{uuid.uuid4().hex[:8]}"
+    assert (await call(client, api="variables", set=key, set_value="kept"))[0] == 200
+    assert (await call(client, api="variables", get=key))[0] == 200  # the worker holds pooled connections now
+    server.pause()
+    try:
+        for params in ({"api": "variables", "get": key}, {"api": "pool", "get": "default_pool"}):
+            status, body, retry_after = await call(client, **params)
+            assert status == 503 and retry_after is not None, (params, body)
+        for path in ("/api/experimental/pools", "/api/experimental/dags/gw_probe/paused"):
+            resp = await client.get(path, headers=AUTH)
+            text = await resp.text()
+            assert resp.status == 503 and resp.headers.get("Retry-After"), text
+            assert not any(word in text for word in FORBIDDEN), text
+    finally:
+        server.resume()
+    # Back without a restart: the next calls succeed (the worker's dead connections are replaced).
+    status, body, _ = await call(client, api="variables", get=key)
+    assert status == 200 and body["data"] == "kept"
+    resp = await client.get("/api/experimental/pools", headers=AUTH)
+    assert resp.status == 200
