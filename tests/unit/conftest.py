@@ -26,6 +26,8 @@ def make(aiohttp_client: Any, tmp_path: Path) -> Any:
         data = settings_dict(tmp_path, **sections)
         data["airflow"]["executable"] = FAKE
         data.setdefault("runner", {}).setdefault("mode", "exec")
+        # Reads go to the fake executable too: a real Airflow worker has no place in these tests.
+        data.setdefault("apis", {}).setdefault("fast_reads", False)
         return await aiohttp_client(create_app(parse_settings(data, environ={})))
 
     return make
