@@ -14,9 +14,11 @@ stderr and exit code 1, like Airflow's own CLI.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -40,10 +42,20 @@ def _dags_folder_bundle() -> Any:
     raise SystemExit(f"No DAG bundle serves the DAGs folder {dags_folder}")
 
 
+def dagbag_module() -> ModuleType:
+    """Where ``DagBag``, ``BundleDagBag`` and ``sync_bag_to_db`` live: ``airflow.dag_processing.dagbag`` from
+    Airflow 3.2, ``airflow.models.dagbag`` on 3.1."""
+    try:
+        return importlib.import_module("airflow.dag_processing.dagbag")
+    except ModuleNotFoundError:  # Airflow 3.1
+        return importlib.import_module("airflow.models.dagbag")
+
+
 def check_dag(path: str) -> dict[str, Any]:
     """Parse one file (user code runs here, in this child) and report what it defines."""
     from airflow import settings
-    from airflow.dag_processing.dagbag import DagBag
+
+    DagBag = dagbag_module().DagBag
 
     # The file will live in the DAGs folder, so its sibling modules must be importable as they will be.
     sys.path.insert(0, str(Path(settings.DAGS_FOLDER).resolve()))
@@ -62,17 +74,19 @@ def _bundle_version(bundle: Any) -> tuple[str | None, dict[str, Any] | None]:
 
 def sync_dag(path: str, paused: bool | None) -> dict[str, Any]:
     """Parse one file of the DAGs folder and store its DAGs (and import errors) like the dag-processor."""
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
     from sqlalchemy import update
 
+    dagbag = dagbag_module()
     bundle = _dags_folder_bundle()
-    bag = BundleDagBag(path, bundle_path=Path(bundle.path), bundle_name=bundle.name, safe_mode=False)
+    # Airflow 3.2's bag knows its bundle's name; 3.1's takes it only when the bag is stored.
+    named = {"bundle_name": bundle.name} if dagbag.__name__ == "airflow.dag_processing.dagbag" else {}
+    bag = dagbag.BundleDagBag(path, bundle_path=Path(bundle.path), safe_mode=False, **named)
     version, version_data = _bundle_version(bundle)
     extra = {"version_data": version_data} if version_data is not None else {}
     with create_session() as session:
-        sync_bag_to_db(bag, bundle.name, bundle_version=version, session=session, **extra)
+        dagbag.sync_bag_to_db(bag, bundle.name, bundle_version=version, session=session, **extra)
         if paused is not None and bag.dags:
             session.execute(update(DagModel).where(DagModel.dag_id.in_(list(bag.dags))).values(is_paused=paused))
     with create_session() as session:
