@@ -6,6 +6,7 @@ hang or ``sys.exit`` there must cost one child process, not the server. Usage::
     python -m gateway.helpers check-dag FILE          # parse a staged file: DAG ids and import errors
     python -m gateway.helpers sync-dag FILE [--pause | --unpause]
     python -m gateway.helpers refresh-dag DAG_ID
+    python -m gateway.helpers connections-list        # ids and types (Airflow 3.1's list prints passwords)
 
 Each prints one JSON object as its last stdout line. Failures end with a one-line message on
 stderr and exit code 1, like Airflow's own CLI.
@@ -112,6 +113,18 @@ def refresh_dag(dag_id: str) -> dict[str, Any]:
     return sync_dag(fileloc, paused=None)
 
 
+def connections_list() -> list[dict[str, Any]]:
+    """What ``airflow connections list -o json`` prints from Airflow 3.2 on: each connection's id and type.
+    Airflow 3.1's prints every field, passwords and URIs included, and has no option to leave them out."""
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(Connection.conn_id, Connection.conn_type).order_by(Connection.id)).all()
+    return [{"conn_id": conn_id, "conn_type": conn_type} for conn_id, conn_type in rows]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gateway.helpers")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,12 +135,15 @@ def main(argv: list[str] | None = None) -> None:
     group.add_argument("--pause", dest="paused", action="store_true", default=None)
     group.add_argument("--unpause", dest="paused", action="store_false")
     sub.add_parser("refresh-dag").add_argument("dag_id")
+    sub.add_parser("connections-list")
     args = parser.parse_args(argv)
 
     if args.command == "check-dag":
         _emit(check_dag(args.path))
     elif args.command == "sync-dag":
         _emit(sync_dag(args.path, args.paused))
+    elif args.command == "connections-list":
+        sys.stdout.write(json.dumps(connections_list()) + "\n")
     else:
         _emit(refresh_dag(args.dag_id))
 
