@@ -18,7 +18,7 @@ setup(
     install_requires=[
         # The Airflow 3 releases the gateway is tested on (CI: the newest fully, the oldest with a reduced suite).
         # Installing into an existing Airflow environment keeps its Airflow.
-        "apache-airflow>=3.2,<3.4",
+        "apache-airflow>=3.1,<3.4",
         "aiohttp>=3.11,<4",
         "aiohttp-jinja2>=1.6",
         "aiohttp-remotes>=1.3",
@@ -36,7 +36,7 @@ setup(
     extras_require={
         # What Airflow needs for a PostgreSQL metadata DB: psycopg2 for its sync engine, asyncpg for its async one;
         # psycopg (3) for the gateway's own PostgreSQL job store (jobs.store: postgresql://...).
-        "postgres": ["apache-airflow[postgres]>=3.2,<3.4", "psycopg>=3.1"],
+        "postgres": ["apache-airflow[postgres]>=3.1,<3.4", "psycopg>=3.1"],
         "test": [
             "pytest>=8",
             "pytest-aiohttp>=1.1",

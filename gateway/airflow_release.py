@@ -10,7 +10,7 @@ import functools
 from importlib import metadata
 
 #: The oldest and newest release series the gateway supports and tests (setup.py pins the same range).
-OLDEST = (3, 2)
+OLDEST = (3, 1)
 NEWEST = (3, 3)
 
 

@@ -6,6 +6,7 @@ hang or ``sys.exit`` there must cost one child process, not the server. Usage::
     python -m gateway.helpers check-dag FILE          # parse a staged file: DAG ids and import errors
     python -m gateway.helpers sync-dag FILE [--pause | --unpause]
     python -m gateway.helpers refresh-dag DAG_ID
+    python -m gateway.helpers connections-list        # ids and types (Airflow 3.1's list prints passwords)
 
 Each prints one JSON object as its last stdout line. Failures end with a one-line message on
 stderr and exit code 1, like Airflow's own CLI.
@@ -14,9 +15,11 @@ stderr and exit code 1, like Airflow's own CLI.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -40,10 +43,20 @@ def _dags_folder_bundle() -> Any:
     raise SystemExit(f"No DAG bundle serves the DAGs folder {dags_folder}")
 
 
+def dagbag_module() -> ModuleType:
+    """Where ``DagBag``, ``BundleDagBag`` and ``sync_bag_to_db`` live: ``airflow.dag_processing.dagbag`` from
+    Airflow 3.2, ``airflow.models.dagbag`` on 3.1."""
+    try:
+        return importlib.import_module("airflow.dag_processing.dagbag")
+    except ModuleNotFoundError:  # Airflow 3.1
+        return importlib.import_module("airflow.models.dagbag")
+
+
 def check_dag(path: str) -> dict[str, Any]:
     """Parse one file (user code runs here, in this child) and report what it defines."""
     from airflow import settings
-    from airflow.dag_processing.dagbag import DagBag
+
+    DagBag = dagbag_module().DagBag
 
     # The file will live in the DAGs folder, so its sibling modules must be importable as they will be.
     sys.path.insert(0, str(Path(settings.DAGS_FOLDER).resolve()))
@@ -62,17 +75,19 @@ def _bundle_version(bundle: Any) -> tuple[str | None, dict[str, Any] | None]:
 
 def sync_dag(path: str, paused: bool | None) -> dict[str, Any]:
     """Parse one file of the DAGs folder and store its DAGs (and import errors) like the dag-processor."""
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
     from sqlalchemy import update
 
+    dagbag = dagbag_module()
     bundle = _dags_folder_bundle()
-    bag = BundleDagBag(path, bundle_path=Path(bundle.path), bundle_name=bundle.name, safe_mode=False)
+    # Airflow 3.2's bag knows its bundle's name; 3.1's takes it only when the bag is stored.
+    named = {"bundle_name": bundle.name} if dagbag.__name__ == "airflow.dag_processing.dagbag" else {}
+    bag = dagbag.BundleDagBag(path, bundle_path=Path(bundle.path), safe_mode=False, **named)
     version, version_data = _bundle_version(bundle)
     extra = {"version_data": version_data} if version_data is not None else {}
     with create_session() as session:
-        sync_bag_to_db(bag, bundle.name, bundle_version=version, session=session, **extra)
+        dagbag.sync_bag_to_db(bag, bundle.name, bundle_version=version, session=session, **extra)
         if paused is not None and bag.dags:
             session.execute(update(DagModel).where(DagModel.dag_id.in_(list(bag.dags))).values(is_paused=paused))
     with create_session() as session:
@@ -98,6 +113,18 @@ def refresh_dag(dag_id: str) -> dict[str, Any]:
     return sync_dag(fileloc, paused=None)
 
 
+def connections_list() -> list[dict[str, Any]]:
+    """What ``airflow connections list -o json`` prints from Airflow 3.2 on: each connection's id and type.
+    Airflow 3.1's prints every field, passwords and URIs included, and has no option to leave them out."""
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(Connection.conn_id, Connection.conn_type).order_by(Connection.id)).all()
+    return [{"conn_id": conn_id, "conn_type": conn_type} for conn_id, conn_type in rows]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gateway.helpers")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,12 +135,15 @@ def main(argv: list[str] | None = None) -> None:
     group.add_argument("--pause", dest="paused", action="store_true", default=None)
     group.add_argument("--unpause", dest="paused", action="store_false")
     sub.add_parser("refresh-dag").add_argument("dag_id")
+    sub.add_parser("connections-list")
     args = parser.parse_args(argv)
 
     if args.command == "check-dag":
         _emit(check_dag(args.path))
     elif args.command == "sync-dag":
         _emit(sync_dag(args.path, args.paused))
+    elif args.command == "connections-list":
+        sys.stdout.write(json.dumps(connections_list()) + "\n")
     else:
         _emit(refresh_dag(args.dag_id))
 

@@ -60,8 +60,8 @@ def homes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homes]:
     made.close()
 
 
-#: On the oldest supported Airflow, the reduced suite (``-m oldest``) runs in the default warm mode on one
-#: database: Airflow 3.2's in-process Execution API may serve a request before its start-up has finished
+#: On the older supported Airflows (3.1, 3.2), the reduced suite (``-m oldest``) runs in the default warm mode
+#: on one database: Airflow 3.2's in-process Execution API may serve a request before its start-up has finished
 #: (apache/airflow#65945), which breaks ``tasks test`` in a fresh process; the warm runner starts it fully.
 ON_OLDEST = airflow_release.series() < airflow_release.NEWEST
 

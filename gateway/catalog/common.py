@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from .. import airflow_release
 from ..output import parse_json
 from ..runner import Command
 from .model import ApiError, Arg, ArgType, Outcome, Values
@@ -30,6 +31,9 @@ TASK_ENV = {
         "airflow.task=info airflow.api_fastapi.execution_api.routes.task_instances=info"
     ),
 }
+if airflow_release.series() < (3, 2):  # Airflow 3.1 has no [logging] namespace_levels: every info line is shown
+    TASK_ENV = {**TASK_ENV, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}
+    del TASK_ENV["AIRFLOW__LOGGING__NAMESPACE_LEVELS"]
 
 
 #: Environment for commands whose info logs are their report (backfill creation, reserialize).

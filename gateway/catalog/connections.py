@@ -7,9 +7,10 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from .. import airflow_release
 from ..masking import uri_password
 from ..runner import Command
-from .common import airflow, name_arg, one_action, opt
+from .common import DATA_ENV, airflow, name_arg, one_action, opt
 from .model import Api, ApiError, Arg, ArgType, Values
 
 CONNECTION_FIELD_CHARS = 500
@@ -105,6 +106,8 @@ def build_connections(v: Values) -> Command:
             *opt("--conn-description", v.get("conn_description")),
         ]
         return airflow("connections", "add", *flags, "--", v["conn_id"], secrets=secrets)
+    if airflow_release.series() < (3, 2):  # 3.1's list prints passwords and URIs, with no option to leave them out
+        return Command(argv=("connections-list",), helper=True, env=DATA_ENV)
     return airflow("connections", "list", "-o", "json")
 
 
@@ -113,6 +116,7 @@ APIS: tuple[Api, ...] = (
         name="connections",
         summary="List/Add/Delete connections",
         runs="airflow connections list|add|delete",
+        notes="On Airflow 3.1 the list is a gateway helper: 3.1's `connections list` prints every password.",
         args=(
             Arg("list", ArgType.BOOL, "List all connections (ids and types; no secrets)"),
             Arg("add", ArgType.BOOL, "Add a connection"),

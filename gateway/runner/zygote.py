@@ -77,7 +77,6 @@ def warm() -> dict[str, float]:
         "airflow.cli.commands.variable_command",
         "airflow.cli.commands.connection_command",
         "airflow.cli.commands.backfill_command",
-        "airflow.dag_processing.dagbag",
         "airflow.sdk",
         "airflow.providers.standard.operators.bash",
         "gateway.helpers",
@@ -86,6 +85,9 @@ def warm() -> dict[str, float]:
             importlib.import_module(module)
         except Exception:  # a missing optional module only costs its import time later
             traceback.print_exc()
+    from gateway.helpers import dagbag_module
+
+    dagbag_module()  # airflow.dag_processing.dagbag (Airflow 3.1: airflow.models.dagbag)
     mark("commands")
 
     try:
@@ -126,10 +128,13 @@ def _warm_dag_sync() -> None:
     import pendulum
     from airflow import settings
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.models import Log
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import DAG
+
+    from gateway.helpers import dagbag_module
+
+    DagBag, sync_bag_to_db = dagbag_module().DagBag, dagbag_module().sync_bag_to_db
 
     with DAG("__gateway_warmup__", schedule=None, start_date=pendulum.datetime(2024, 1, 1)) as dag:
         EmptyOperator(task_id="noop")
@@ -141,6 +146,7 @@ def _warm_dag_sync() -> None:
         session.add(Log(event="gateway_warmup"))
         session.flush()
         DagBundlesManager().sync_bundles_to_db(session=session)
+        session.flush()  # the bundle rows before the DAG rows that refer to them (Airflow 3.1's order)
         sync_bag_to_db(bag, "dags-folder", None, session=session)
     except Exception:  # best effort: an unusual setup only loses the warm cache
         traceback.print_exc()

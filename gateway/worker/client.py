@@ -221,6 +221,8 @@ class AirflowWorker:
         """A read-only CLI command answered in-process (:mod:`gateway.worker.reads`), as if it had run; None when
         the worker does not answer it exactly (or is down, or it printed more than the CLI's cap): run the CLI.
         """
+        if command.helper:  # a gateway helper, not Airflow's CLI: the worker answers only the CLI's reads
+            return None
         started = time.monotonic()
         try:
             status, body = await self.call("read", argv=list(command.argv))

@@ -220,6 +220,11 @@ async def test_a_failing_task_is_an_error_although_airflow_exits_0(client: TestC
     assert "about to fail" in body["output"]["stdout"]
 
 
+@pytest.mark.skipif(
+    airflow_release.series() < (3, 2),
+    reason="Airflow 3.1's Execution API refuses a task of a run that has not started (TIRunContext needs the run's "
+    "start_date): without a scheduler a triggered run stays queued, so `tasks test` on it fails",
+)
 async def test_run_maps_to_tasks_test_on_the_given_run(client: TestClient) -> None:
     run_id = unique("run")
     assert (await call(client, "trigger_dag", dag_id="gw_probe", run_id=run_id, exec_date=unique_date()))[0] == 200

@@ -89,6 +89,12 @@ def comparable(api: str, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def helper(answer: dict[str, Any]) -> bool:
+    """Answered by a gateway helper process, never by the worker: the connections list on Airflow 3.1 (whose
+    ``connections list`` prints every password)."""
+    return answer["airflow_cmd"].startswith("gateway-helper ")
+
+
 async def assert_same(fast: TestClient, forked: TestClient, calls: list[dict[str, str]]) -> list[dict[str, Any]]:
     """Each call on both gateways (the CLI first: a write-free read leaves the state as it was); the fast answers."""
     answers = []
@@ -141,7 +147,9 @@ async def test_empty_lists_and_missing_things(aiohttp_client: Any, parity_home: 
     assert [a["data"] for a in answers[1:4]] == [[], [], []]
     assert [a["http"] for a in answers[4:]] == [404, 200, 404, 404, 404, 404, 404, 404, 404, 404]
     assert answers[5]["data"] == UNICODE
-    assert not any(a.get("forked") for a in answers if a["airflow_cmd"] != "airflow tasks list -- no_such_dag")
+    assert not any(
+        a.get("forked") for a in answers if a["airflow_cmd"] != "airflow tasks list -- no_such_dag" and not helper(a)
+    )
 
 
 async def test_the_same_state_read_both_ways(aiohttp_client: Any, parity_home: Path) -> None:
@@ -213,7 +221,7 @@ async def test_the_same_state_read_both_ways(aiohttp_client: Any, parity_home: P
     assert by_call[18]["http"] == 404 and by_call[19]["http"] == 400
     assert "Task instance dependencies not met:" in by_call[20]["stdout"]
     assert by_call[20]["data"]["met"] is False and "Dagrun Running" in {d["dep"] for d in by_call[20]["data"]["failed"]}
-    assert not any(a.get("forked") for a in answers)
+    assert not any(a.get("forked") for a in answers if not helper(a))
 
     dag_file.write_text(dag_with_tasks(UNSERIALIZED, "b", "a", "c"))  # changed and serialized again
     assert (await call(forked, {"api": "refresh_dag", "dag_id": UNSERIALIZED}))["http_response_code"] == 200
