@@ -30,8 +30,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
-import yaml
-from bench_runner import TOKEN, free_port, prepare_home, stop_all, wait_ready
+from bench_runner import TOKEN, prepare_home, spawn_gateway, stop_all, wait_ready
 
 from gateway.masking import Masker
 
@@ -138,9 +137,7 @@ def hostile_bodies() -> list[tuple[str, str, dict[str, str], bytes, str]]:
 
 
 def start_gateway(home: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
     config = {
-        "server": {"port": port},
         "auth": {
             "tokens": [
                 {"name": "bench", "token": TOKEN},
@@ -152,14 +149,7 @@ def start_gateway(home: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], s
         "experimental": {"warm_at_start": False},
         "deploy": {"max_bytes": 4 << 20},
     }
-    path = workdir / "masking.yaml"
-    path.write_text(yaml.safe_dump(config))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--config", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "masking.log", "wb"),  # noqa: SIM115 - closed with the process
-    )
-    return proc, f"http://127.0.0.1:{port}"
+    return spawn_gateway(config, workdir, "masking")
 
 
 async def health_while(session: aiohttp.ClientSession, url: str, done: asyncio.Event) -> list[float]:

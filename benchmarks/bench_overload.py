@@ -16,7 +16,6 @@ import collections
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -24,29 +23,19 @@ from pathlib import Path
 
 import aiohttp
 import psutil
-import yaml
-from bench_runner import HEADERS, TOKEN, free_port, prepare_home, stop_all, wait_ready
+from bench_runner import HEADERS, TOKEN, prepare_home, spawn_gateway, stop_all, wait_ready
 
 CALL = {"api": "test", "dag_id": "gateway_demo", "task_id": "count"}
 
 
 def start_gateway(home: Path, workdir: Path, queue: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
     config = {
-        "server": {"port": port},
         "auth": {"tokens": [{"name": "bench", "token": TOKEN}]},
         "airflow": {"home": str(home), "env": {"AIRFLOW__CORE__LOAD_EXAMPLES": "False"}},
         "runner": {"mode": "warm", "max_concurrency": 4, "max_queue": queue},
         "audit": {"destination": "off"},
     }
-    path = workdir / "overload.yaml"
-    path.write_text(yaml.safe_dump(config))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--config", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "overload.log", "wb"),  # noqa: SIM115 - closed with the process
-    )
-    return proc, f"http://127.0.0.1:{port}"
+    return spawn_gateway(config, workdir, "overload")
 
 
 def rss_mb(pid: int) -> float:

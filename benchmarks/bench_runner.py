@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import yaml
@@ -64,23 +65,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_gateway(home: Path, mode: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def spawn_gateway(config: dict[str, Any], workdir: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m gateway`` with ``config`` (on a free port), its log in ``workdir/NAME.log``; the process and URL."""
     port = free_port()
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**config, "server": {**config.get("server", {}), "port": port}}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--config", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / f"{name}.log", "wb"),  # noqa: SIM115 - closed with the process
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_gateway(home: Path, mode: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     config = {
-        "server": {"port": port},
         "auth": {"tokens": [{"name": "bench", "token": TOKEN}]},
         "airflow": {"home": str(home), "env": {"AIRFLOW__CORE__LOAD_EXAMPLES": "False"}},
         "runner": {"mode": mode, "max_concurrency": 4, "max_queue": 64},
         "apis": {"fast_reads": False},  # this compares the runners: every call runs the CLI
     }
-    path = workdir / f"{mode}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--config", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / f"{mode}.log", "wb"),  # noqa: SIM115 - closed with the process
-    )
-    return proc, f"http://127.0.0.1:{port}"
+    return spawn_gateway(config, workdir, mode)
 
 
 async def wait_ready(session: aiohttp.ClientSession, url: str) -> None:
