@@ -18,11 +18,9 @@ import argparse
 import asyncio
 import json
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import types
 from collections.abc import Callable
@@ -30,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
-from bench_runner import TOKEN, prepare_home, spawn_gateway, stop_all, wait_ready
+from bench_runner import TOKEN, spawn_gateway, stop_all, wait_ready, workspace
 
 from gateway.masking import Masker
 
@@ -198,18 +196,12 @@ def main() -> None:
     part_one(args.compare)
     if args.skip_gateway:
         return
-    workdir = Path(tempfile.mkdtemp(prefix="bench-masking-"))
-    home = args.home or workdir / "airflow_home"
-    proc = None
-    try:
-        if args.home is None:
-            prepare_home(home)
+    with workspace("bench-masking-", args.home) as (workdir, home):
         proc, url = start_gateway(home, workdir)
-        asyncio.run(part_two(url))
-    finally:
-        if proc is not None:
+        try:
+            asyncio.run(part_two(url))
+        finally:
             stop_all([proc])
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

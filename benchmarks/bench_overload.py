@@ -13,17 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import psutil
-from bench_runner import HEADERS, TOKEN, prepare_home, spawn_gateway, stop_all, wait_ready
+from bench_runner import HEADERS, TOKEN, spawn_gateway, stop_all, wait_ready, workspace
 
 CALL = {"api": "test", "dag_id": "gateway_demo", "task_id": "count"}
 
@@ -81,18 +79,12 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=16)
     parser.add_argument("--home", type=Path, help="an existing AIRFLOW_HOME with the demo DAG serialized")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-overload-"))
-    home = args.home or workdir / "airflow_home"
-    proc = None
-    try:
-        if args.home is None:
-            prepare_home(home)
+    with workspace("bench-overload-", args.home) as (workdir, home):
         proc, url = start_gateway(home, workdir, args.queue)
-        asyncio.run(bench(url, proc.pid, args.clients))
-    finally:
-        if proc is not None:
+        try:
+            asyncio.run(bench(url, proc.pid, args.clients))
+        finally:
             stop_all([proc])
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def workspace(prefix: str, home: Path | None) -> Iterator[tuple[Path, Path]]:
+    """A temporary directory and an AIRFLOW_HOME (``home``, or a new one prepared in it); removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        if home is None:
+            home = workdir / "airflow_home"
+            prepare_home(home)
+        yield workdir, home
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def spawn_gateway(config: dict[str, Any], workdir: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:

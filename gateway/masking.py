@@ -28,6 +28,7 @@ cannot read is replaced whole.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -183,9 +184,6 @@ class Masker:
         for secret in secrets:
             self.add(secret)
 
-    def __bool__(self) -> bool:
-        return bool(self._long or self._short or self._token_digests)
-
     # -- learning ------------------------------------------------------------------------------------
 
     def add(self, secret: Any) -> None:
@@ -227,7 +225,7 @@ class Masker:
     def add_all(self, secrets: Iterable[str], limit: int | None = None) -> None:
         """Remember each of ``secrets``; more than ``limit`` of them is :class:`TooManySecrets` (nothing is
         remembered then: the request is refused)."""
-        found = list(_first(secrets, limit + 1)) if limit is not None else list(secrets)
+        found = list(itertools.islice(secrets, limit + 1 if limit is not None else None))
         if limit is not None and len(found) > limit:
             raise TooManySecrets(len(found))
         for secret in found:
@@ -348,13 +346,6 @@ def _automaton(patterns: list[str]) -> ahocorasick_rs.AhoCorasick:
         matchkind=ahocorasick_rs.MatchKind.LeftmostLongest,
         implementation=ahocorasick_rs.Implementation.ContiguousNFA,
     )
-
-
-def _first(items: Iterable[str], count: int) -> Iterator[str]:
-    for n, item in enumerate(items):
-        if n >= count:
-            return
-        yield item
 
 
 def _replace(text: str, spans: list[Span]) -> str:
